@@ -1,0 +1,26 @@
+"""The `liveslate` command: one sub-command per pipeline stage (each DVC stage calls one).
+
+Stage modules import their heavy dependencies inside the command function, so
+`liveslate --help` stays fast and importing this module has no side effects.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from liveslate.stages import fetch_data, ingest, split
+
+app = typer.Typer(
+    name="liveslate",
+    help="Slate recommendation for live-stream shopping: the pipeline stages and operations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+app.command("fetch-data")(fetch_data.main)
+app.command("ingest")(ingest.main)
+app.command("split")(split.main)
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,247 @@
+"""Typed configuration: every ``params.yaml`` section is a frozen dataclass.
+
+``load_params`` reads the YAML once, converts each section with ``from_mapping``
+(which rejects unknown keys and wrong types, naming the dotted path), and each
+dataclass checks its own ranges in ``__post_init__``. Stages load it once and pass
+the section they need down to pure functions.
+
+To add a section: write a frozen dataclass with defaults, add a field of that type
+to ``Params``. Nothing else is needed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A params file that does not match the typed configuration."""
+
+
+def _fail(path: str, message: str) -> typing.NoReturn:
+    raise ConfigError(f"{path}: {message}")
+
+
+def check(condition: bool, path: str, message: str) -> None:
+    """Range check used by ``__post_init__``; ``path`` is the dotted field name."""
+    if not condition:
+        _fail(path, message)
+
+
+# --------------------------------------------------------------------------- sections
+
+
+@dataclass(frozen=True)
+class PathsConfig:
+    """Where the pipeline reads raw inputs and writes its outputs (relative to the project root)."""
+
+    data: str = "data"
+    artifacts: str = "artifacts"
+    metrics: str = "metrics"
+    reports: str = "reports"
+    plots: str = "plots"
+
+
+@dataclass(frozen=True)
+class ObdConfig:
+    """The Open Bandit Dataset sample as laid out under ``data/obd/``."""
+
+    campaigns: tuple[str, ...] = ("all", "men", "women")
+    policies: tuple[str, ...] = ("random", "bts")
+    # Keep only the first N rows of each log file (test profiles); null keeps all.
+    max_rows_per_file: int | None = None
+
+    def __post_init__(self) -> None:
+        for i, campaign in enumerate(self.campaigns):
+            check(campaign in ("all", "men", "women"), f"ingest.obd.campaigns[{i}]",
+                  f"expected one of all, men, women, got {campaign!r}")
+        for i, policy in enumerate(self.policies):
+            check(policy in ("random", "bts"), f"ingest.obd.policies[{i}]",
+                  f"expected one of random, bts, got {policy!r}")
+        check(len(self.campaigns) > 0, "ingest.obd.campaigns", "expected at least one campaign")
+        check(len(self.policies) > 0, "ingest.obd.policies", "expected at least one policy")
+        check(self.max_rows_per_file is None or self.max_rows_per_file > 0,
+              "ingest.obd.max_rows_per_file", "expected a positive integer or null")
+
+
+@dataclass(frozen=True)
+class CanonicalSourceConfig:
+    """Users' own exports: Parquet/CSV files already in the canonical schema."""
+
+    # Directory (relative to the project root) holding logs*.parquet|csv and catalog*.parquet|csv.
+    directory: str = "data/canonical"
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    sources: tuple[Literal["obd", "canonical"], ...] = ("obd",)
+    obd: ObdConfig = field(default_factory=ObdConfig)
+    canonical: CanonicalSourceConfig = field(default_factory=CanonicalSourceConfig)
+
+    def __post_init__(self) -> None:
+        check(len(self.sources) > 0, "ingest.sources", "expected at least one source")
+        check(len(set(self.sources)) == len(self.sources), "ingest.sources", "a source is listed twice")
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    slate_size: int = 3
+    min_rows: int = 1
+    # Stage fails when more than this share of log rows is rejected.
+    max_reject_share: float = 0.01
+    # |ctx_* numeric value| above this is rejected as implausible.
+    context_abs_max: float = 1.0e6
+
+    def __post_init__(self) -> None:
+        check(self.slate_size >= 1, "validate.slate_size", f"expected >= 1, got {self.slate_size}")
+        check(self.min_rows >= 1, "validate.min_rows", f"expected >= 1, got {self.min_rows}")
+        check(0.0 <= self.max_reject_share <= 1.0, "validate.max_reject_share",
+              f"expected a share in [0, 1], got {self.max_reject_share}")
+        check(self.context_abs_max > 0, "validate.context_abs_max", "expected > 0")
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Fractions of impressions, cut by time: train is the oldest, test the newest."""
+
+    train: float = 0.7
+    valid: float = 0.1
+    test: float = 0.2
+
+    def __post_init__(self) -> None:
+        for name in ("train", "valid", "test"):
+            value = getattr(self, name)
+            check(0.0 < value < 1.0, f"split.{name}", f"expected a fraction in (0, 1), got {value}")
+        total = self.train + self.valid + self.test
+        check(abs(total - 1.0) < 1e-9, "split", f"train + valid + test must be 1, got {total}")
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    experiment: str = "liveslate"
+    # Used when MLFLOW_TRACKING_URI is unset: a SQLite file relative to the project root.
+    sqlite_path: str = "mlflow.db"
+    registered_model: str = "liveslate-policy"
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = 20191124
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    ingest: IngestConfig = field(default_factory=IngestConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+    def __post_init__(self) -> None:
+        check(0 <= self.seed < 2**32, "seed", f"expected an integer in [0, 2**32), got {self.seed}")
+
+
+# --------------------------------------------------------------------------- conversion
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _convert(value: Any, tp: Any, path: str) -> Any:
+    """Convert a YAML value to annotation ``tp`` or raise ConfigError naming ``path``."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for option in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, option, path)
+            except ConfigError as err:
+                errors.append(str(err))
+        _fail(path, f"expected {' or '.join(_type_name(a) for a in args)}, got {value!r}")
+    if origin is Literal:
+        if value not in args:
+            _fail(path, f"expected one of {', '.join(map(str, args))}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            _fail(path, f"expected a list, got {value!r}")
+        item_type = args[0]
+        return tuple(_convert(v, item_type, f"{path}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            _fail(path, f"expected a mapping, got {value!r}")
+        key_type, value_type = args
+        return {_convert(k, key_type, f"{path}.<key>"): _convert(v, value_type, f"{path}.{k}") for k, v in value.items()}
+    if dataclasses.is_dataclass(tp):
+        return from_mapping(tp, value, path)
+    if tp is bool:
+        if not isinstance(value, bool):
+            _fail(path, f"expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(path, f"expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            _fail(path, f"expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            _fail(path, f"expected a string, got {value!r}")
+        return value
+    raise TypeError(f"config type {tp!r} at {path} is not supported")  # a programming error, not user input
+
+
+def from_mapping(cls: type, data: Any, path: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping; unknown keys and wrong types are ConfigErrors."""
+    where = path or "<top level>"
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        _fail(where, f"expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        dotted = ", ".join(f"{path}.{k}" if path else str(k) for k in unknown)
+        _fail(dotted, f"unknown key (expected one of: {', '.join(sorted(known))})")
+    kwargs = {}
+    for name, value in data.items():
+        kwargs[name] = _convert(value, hints[name], f"{path}.{name}" if path else name)
+    return cls(**kwargs)
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file; errors are prefixed with the file name."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text()) if path.exists() else None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if not path.exists():
+        raise ConfigError(f"{path}: params file not found")
+    try:
+        return from_mapping(Params, raw)
+    except ConfigError as err:
+        raise ConfigError(f"{path}: {err}") from err
+
+
+def as_flat_dict(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted key → value, for logging a config to MLflow as is."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        key = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            out.update(as_flat_dict(value, key + "."))
+        else:
+            out[key] = value
+    return out
