@@ -124,6 +124,70 @@ class SplitConfig:
 
 
 @dataclass(frozen=True)
+class SacConfig:
+    """Offline discrete Soft Actor-Critic (``train.sac``; policies/sac*.py).
+
+    ``target_entropy_ratio`` sets the temperature's target entropy to ratio × log |candidates|
+    per row. The reference code's 0.98 asks for an almost uniform policy; with 2 or 3
+    candidates any Q gap then forces α up without bound, and a ratio ≥ 1 is unreachable
+    (entropy ≤ log m), so log α only rises until its clamp. 0.5 means a perplexity of √m:
+    the actor spreads as if over √m equally likely items (9 of the 80 in OBD's `all` room).
+    """
+
+    # Gradient updates (one minibatch each) and their size in transitions.
+    steps: int = 3000
+    batch_size: int = 512
+    # Width of each categorical context embedding and of the hidden layers / item vectors.
+    embedding_dim: int = 8
+    hidden: int = 64
+    actor_lr: float = 3.0e-4
+    critic_lr: float = 3.0e-4
+    alpha_lr: float = 3.0e-4
+    # Discount of the soft Bellman target; terminal transitions (all of OBD) use r alone.
+    gamma: float = 0.9
+    # Polyak factor of the target critics: target ← tau · online + (1 − tau) · target.
+    tau: float = 0.005
+    # "auto": tune α to the target entropy, starting at alpha_init; "fixed": α = alpha_init (0 allowed).
+    alpha_mode: Literal["auto", "fixed"] = "auto"
+    alpha_init: float = 0.1
+    target_entropy_ratio: float = 0.5
+    log_alpha_min: float = -10.0
+    log_alpha_max: float = 2.0
+    # Weight of the CQL(H) penalty on each critic (0 = plain SAC, which trusts unlogged items).
+    cql_weight: float = 1.0
+    # Weight of the behaviour-cloning term −log π(logged item) on the actor (0 = off).
+    bc_weight: float = 0.0
+    # Project the KG item vectors into the item tower when the kg stage produced them.
+    use_kg: bool = True
+    # Record losses and validation metrics every N updates (the learning curves).
+    eval_every: int = 250
+
+    def __post_init__(self) -> None:
+        p = "train.sac"
+        check(self.steps >= 1, f"{p}.steps", f"expected >= 1, got {self.steps}")
+        check(self.batch_size >= 1, f"{p}.batch_size", f"expected >= 1, got {self.batch_size}")
+        check(self.embedding_dim >= 1, f"{p}.embedding_dim", f"expected >= 1, got {self.embedding_dim}")
+        check(self.hidden >= 1, f"{p}.hidden", f"expected >= 1, got {self.hidden}")
+        for name in ("actor_lr", "critic_lr", "alpha_lr"):
+            value = getattr(self, name)
+            check(value > 0, f"{p}.{name}", f"expected > 0, got {value}")
+        check(0.0 <= self.gamma < 1.0, f"{p}.gamma", f"expected a discount in [0, 1), got {self.gamma}")
+        check(0.0 < self.tau <= 1.0, f"{p}.tau", f"expected a Polyak factor in (0, 1], got {self.tau}")
+        if self.alpha_mode == "auto":
+            check(self.alpha_init > 0, f"{p}.alpha_init",
+                  f"expected > 0 when alpha_mode is auto (log α is tuned), got {self.alpha_init}")
+        else:
+            check(self.alpha_init >= 0, f"{p}.alpha_init", f"expected >= 0, got {self.alpha_init}")
+        check(self.target_entropy_ratio >= 0, f"{p}.target_entropy_ratio",
+              f"expected >= 0, got {self.target_entropy_ratio}")
+        check(self.log_alpha_min < self.log_alpha_max, f"{p}.log_alpha_min",
+              f"expected below log_alpha_max ({self.log_alpha_max}), got {self.log_alpha_min}")
+        check(self.cql_weight >= 0, f"{p}.cql_weight", f"expected >= 0, got {self.cql_weight}")
+        check(self.bc_weight >= 0, f"{p}.bc_weight", f"expected >= 0, got {self.bc_weight}")
+        check(self.eval_every >= 1, f"{p}.eval_every", f"expected >= 1, got {self.eval_every}")
+
+
+@dataclass(frozen=True)
 class TrackingConfig:
     experiment: str = "liveslate"
     # Used when MLFLOW_TRACKING_URI is unset: a SQLite file relative to the project root.
