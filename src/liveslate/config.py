@@ -188,6 +188,48 @@ class SacConfig:
 
 
 @dataclass(frozen=True)
+class SlateQConfig:
+    """SlateQ: conditional-logit choice model + item-wise long-term values (``train.slateq``; policies/slateq*.py).
+
+    On one-step logs (OBD) every transition is terminal, so ``gamma`` and ``target`` play no
+    role there; they matter on session logs (served logs, the simulator).
+    """
+
+    # Gradient updates (one minibatch of impressions each) and their size.
+    steps: int = 3000
+    batch_size: int = 512
+    # Width of each categorical context embedding, and of the context/item vectors.
+    embedding_dim: int = 8
+    hidden: int = 32
+    lr: float = 3.0e-3
+    # Decoupled weight decay (AdamW) on both networks: a few hundred clicks need it.
+    weight_decay: float = 1.0e-4
+    # Discount of the TD target r + γ Σ_j P(j | x', A') Q̄_target(x', j); 0 = myopic.
+    gamma: float = 0.9
+    # "sarsa": the logged next slate A'; "q_learning": the slate the optimiser picks in x'.
+    target: Literal["sarsa", "q_learning"] = "sarsa"
+    # Slate optimiser used for serving and for Q-learning targets (exact = Dinkelbach optimum).
+    slate_method: Literal["exact", "greedy", "top_k"] = "exact"
+    # Polyak factor of the target value network: target ← tau · online + (1 − tau) · target.
+    tau: float = 0.01
+    # Project the KG item vectors into the item towers when the kg stage produced them.
+    use_kg: bool = True
+    # Record losses on train and valid every N updates (the learning curves); the weights of
+    # the evaluation with the lowest validation loss are kept.
+    eval_every: int = 100
+
+    def __post_init__(self) -> None:
+        p = "train.slateq"
+        for name in ("steps", "batch_size", "embedding_dim", "hidden", "eval_every"):
+            value = getattr(self, name)
+            check(value >= 1, f"{p}.{name}", f"expected an integer >= 1, got {value}")
+        check(self.lr > 0, f"{p}.lr", f"expected > 0, got {self.lr}")
+        check(self.weight_decay >= 0, f"{p}.weight_decay", f"expected >= 0, got {self.weight_decay}")
+        check(0.0 <= self.gamma < 1.0, f"{p}.gamma", f"expected a discount in [0, 1), got {self.gamma}")
+        check(0.0 < self.tau <= 1.0, f"{p}.tau", f"expected a Polyak factor in (0, 1], got {self.tau}")
+
+
+@dataclass(frozen=True)
 class TrackingConfig:
     experiment: str = "liveslate"
     # Used when MLFLOW_TRACKING_URI is unset: a SQLite file relative to the project root.
