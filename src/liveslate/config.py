@@ -228,6 +228,101 @@ class SlateQConfig:
         check(0.0 <= self.gamma < 1.0, f"{p}.gamma", f"expected a discount in [0, 1), got {self.gamma}")
         check(0.0 < self.tau <= 1.0, f"{p}.tau", f"expected a Polyak factor in (0, 1], got {self.tau}")
 
+@dataclass(frozen=True)
+class DeepFMConfig:
+    """DeepFM click model (``train.deepfm`` with KG vectors, ``train.deepfm_nokg`` without; policies/deepfm*.py).
+
+    Fields: every ctx_* column, the item id, every cat_*/num_* catalogue attribute, the
+    slate position and (with ``use_kg``) the KG item vector; FM + MLP over their embeddings.
+    """
+
+    # Join the KG item vectors (train.kg_vectors) as a field; false trains without them.
+    use_kg: bool = True
+    # Width of every field embedding (the FM factors).
+    embedding_dim: int = 8
+    # Hidden layer widths of the MLP over the concatenated field embeddings.
+    hidden: tuple[int, ...] = (64, 32)
+    dropout: float = 0.1
+    lr: float = 1.0e-3
+    # L2 penalty of Adam on every weight (a few hundred clicks need it).
+    weight_decay: float = 1.0e-5
+    batch_size: int = 1024
+    # Upper bound on passes over the training rows; early stopping usually ends sooner.
+    max_epochs: int = 30
+    # Embed the item id itself, besides its attributes and KG vector.
+    item_id_field: bool = True
+
+    def check_ranges(self, path: str) -> None:
+        check(self.embedding_dim >= 1, f"{path}.embedding_dim", f"expected >= 1, got {self.embedding_dim}")
+        for i, width in enumerate(self.hidden):
+            check(width >= 1, f"{path}.hidden[{i}]", f"expected a layer width >= 1, got {width}")
+        check(0.0 <= self.dropout < 1.0, f"{path}.dropout", f"expected a probability in [0, 1), got {self.dropout}")
+        check(self.lr > 0, f"{path}.lr", f"expected > 0, got {self.lr}")
+        check(self.weight_decay >= 0, f"{path}.weight_decay", f"expected >= 0, got {self.weight_decay}")
+        check(self.batch_size >= 1, f"{path}.batch_size", f"expected >= 1, got {self.batch_size}")
+        check(self.max_epochs >= 1, f"{path}.max_epochs", f"expected >= 1, got {self.max_epochs}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Stages ``train@NAME`` (policies/trainers.py): settings shared by every learned policy,
+    then one sub-section per policy."""
+
+    # Early stopping on the validation loss: stop after `patience` evaluations without an
+    # improvement larger than `min_delta`; the best evaluation's weights are kept.
+    patience: int = 3
+    min_delta: float = 0.0
+    # torch CPU threads (CI runs on 2 cores).
+    threads: int = 2
+    # torch.use_deterministic_algorithms, so a re-run with the same inputs gives the same numbers.
+    deterministic: bool = True
+    # Resume an interrupted run from its checkpoint (same inputs and hyper-parameters only).
+    resume: bool = True
+    # Not a DVC output (dvc repro deletes outputs before a stage runs), so checkpoints survive.
+    checkpoint_dir: str = "artifacts/checkpoints"
+    # KG item vectors written by the kg stage: arrays `vectors` [n_items, d] and `item_ids` [n_items].
+    kg_vectors: str = "artifacts/kg/item_vectors.npz"
+    # Seeded percentile bootstrap over validation rows behind the log-likelihood intervals.
+    bootstrap_resamples: int = 1000
+    confidence: float = 0.95
+    deepfm: DeepFMConfig = field(default_factory=DeepFMConfig)
+    deepfm_nokg: DeepFMConfig = field(default_factory=lambda: DeepFMConfig(use_kg=False))
+    slateq: SlateQConfig = field(default_factory=SlateQConfig)
+    sac: SacConfig = field(default_factory=SacConfig)
+
+    def __post_init__(self) -> None:
+        check(self.patience >= 1, "train.patience", f"expected >= 1, got {self.patience}")
+        check(self.min_delta >= 0, "train.min_delta", f"expected >= 0, got {self.min_delta}")
+        check(self.threads >= 1, "train.threads", f"expected >= 1, got {self.threads}")
+        check(bool(self.checkpoint_dir), "train.checkpoint_dir", "expected a directory")
+        check(self.kg_vectors.endswith(".npz"), "train.kg_vectors", f"expected an .npz file, got {self.kg_vectors!r}")
+        check(self.bootstrap_resamples >= 100, "train.bootstrap_resamples",
+              f"expected >= 100 resamples, got {self.bootstrap_resamples}")
+        check(0.0 < self.confidence < 1.0, "train.confidence", f"expected a level in (0, 1), got {self.confidence}")
+        self.deepfm.check_ranges("train.deepfm")
+        self.deepfm_nokg.check_ranges("train.deepfm_nokg")
+        check(not self.deepfm_nokg.use_kg, "train.deepfm_nokg.use_kg",
+              "expected false: deepfm_nokg is the variant without KG vectors")
+
+
+@dataclass(frozen=True)
+class PoliciesConfig:
+    """Reference policies (policies/reference.py) compared with every trained one."""
+
+    # Bernoulli TS prior of the OBD logging policy: room → alpha/beta lists by room-local item id.
+    bts_prior: str = "data/obd/prior_bts.yaml"
+    # Monte-Carlo slates per candidate set behind the BTS replica's per-position marginals
+    # (standard error of a marginal ≤ 0.5/sqrt(n): 0.0016 at 100,000, OBP's default).
+    bts_mc_samples: int = 100_000
+    # Popularity CTR smoothing: pseudo-impressions at the global training CTR (0 = raw CTR).
+    popularity_prior_impressions: float = 10.0
+
+    def __post_init__(self) -> None:
+        check(bool(self.bts_prior), "policies.bts_prior", "expected a path")
+        check(self.bts_mc_samples >= 1, "policies.bts_mc_samples", f"expected >= 1, got {self.bts_mc_samples}")
+        check(self.popularity_prior_impressions >= 0, "policies.popularity_prior_impressions",
+              f"expected >= 0, got {self.popularity_prior_impressions}")
+
 
 MultimodalDatasetName = Literal["clothing_text", "fashion_mnist"]
 MultimodalVariant = Literal["structure", "text", "image", "numeric", "all"]
@@ -424,6 +519,8 @@ class Params:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    policies: PoliciesConfig = field(default_factory=PoliciesConfig)
     kg_multimodal: KgMultimodalConfig = field(default_factory=KgMultimodalConfig)
 
     def __post_init__(self) -> None:
