@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from liveslate.stages import fetch_data, ingest, split
+from liveslate.stages import fetch_data, ingest, split, validate
 
 app = typer.Typer(
     name="liveslate",
@@ -20,6 +20,7 @@ app = typer.Typer(
 
 app.command("fetch-data")(fetch_data.main)
 app.command("ingest")(ingest.main)
+app.command("validate")(validate.main)
 app.command("split")(split.main)
 
 if __name__ == "__main__":

@@ -92,19 +92,30 @@ class IngestConfig:
 
 @dataclass(frozen=True)
 class ValidateConfig:
+    """Great Expectations suites of the validate stage (src/liveslate/data/expectations.py)."""
+
+    # Positions must lie in [0, slate_size).
     slate_size: int = 3
+    # Fewer log rows than this (an empty partition, a truncated export) fails the stage.
     min_rows: int = 1
-    # Stage fails when more than this share of log rows is rejected.
+    # Stage fails when more than this share of log (or catalogue) rows is rejected.
     max_reject_share: float = 0.01
     # |ctx_* numeric value| above this is rejected as implausible.
     context_abs_max: float = 1.0e6
+    # reward must lie in [0, reward_max]: 1 for clicks; raise it for purchase values.
+    reward_max: float = 1.0
+    # |num_* catalogue attribute| above this is rejected as implausible.
+    catalog_numeric_abs_max: float = 1.0e6
 
     def __post_init__(self) -> None:
         check(self.slate_size >= 1, "validate.slate_size", f"expected >= 1, got {self.slate_size}")
         check(self.min_rows >= 1, "validate.min_rows", f"expected >= 1, got {self.min_rows}")
         check(0.0 <= self.max_reject_share <= 1.0, "validate.max_reject_share",
               f"expected a share in [0, 1], got {self.max_reject_share}")
-        check(self.context_abs_max > 0, "validate.context_abs_max", "expected > 0")
+        check(self.context_abs_max > 0, "validate.context_abs_max", f"expected > 0, got {self.context_abs_max}")
+        check(self.reward_max > 0, "validate.reward_max", f"expected > 0, got {self.reward_max}")
+        check(self.catalog_numeric_abs_max > 0, "validate.catalog_numeric_abs_max",
+              f"expected > 0, got {self.catalog_numeric_abs_max}")
 
 
 @dataclass(frozen=True)
