@@ -515,6 +515,22 @@ def _is_date(text: str) -> bool:
 
 
 @dataclass(frozen=True)
+class SpoolConfig:
+    """The served-log spool the service appends to and `liveslate collect` reads."""
+
+    # Relative to the project root; outside data/ (only collect moves closed days into data/served/).
+    directory: str = "spool"
+    # A day is closed this long after its end (UTC midnight): late feedback still counts.
+    attribution_window_minutes: int = 30
+
+    def __post_init__(self) -> None:
+        check(self.attribution_window_minutes >= 0, "spool.attribution_window_minutes",
+              f"expected minutes >= 0, got {self.attribution_window_minutes}")
+        check(not self.directory.strip("/").startswith("data"), "spool.directory",
+              "the spool must live outside data/ (collect copies closed days into data/served/)")
+
+
+@dataclass(frozen=True)
 class TrackingConfig:
     experiment: str = "liveslate"
     # Used when MLFLOW_TRACKING_URI is unset: a SQLite file relative to the project root.
@@ -530,6 +546,7 @@ class Params:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    spool: SpoolConfig = field(default_factory=SpoolConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     policies: PoliciesConfig = field(default_factory=PoliciesConfig)
     kg_multimodal: KgMultimodalConfig = field(default_factory=KgMultimodalConfig)
