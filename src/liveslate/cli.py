@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from liveslate.stages import collect, fetch_data, ingest, split, validate
+from liveslate.stages import collect, fetch_data, ingest, ope_benchmark, split, validate
 
 app = typer.Typer(
     name="liveslate",
@@ -22,6 +22,7 @@ app.command("fetch-data")(fetch_data.main)
 app.command("ingest")(ingest.main)
 app.command("validate")(validate.main)
 app.command("split")(split.main)
+app.command("ope-benchmark")(ope_benchmark.main)
 app.command("collect")(collect.main)
 
 if __name__ == "__main__":

@@ -335,6 +335,77 @@ class PoliciesConfig:
               f"expected >= 0, got {self.popularity_prior_impressions}")
 
 
+OpeEstimatorName = Literal["ips", "clipped_ips", "snips", "dm", "dr", "sndr", "switch_dr", "dros"]
+
+
+@dataclass(frozen=True)
+class OpeRewardModelConfig:
+    """Cross-fitted reward model of DM and the DR family (liveslate.ope.reward_model)."""
+
+    # K >= 2 cross-fitting folds of impressions; each fold is predicted by a model fitted on the others.
+    folds: int = 2
+    # L2 penalty of the main-effects logistic (ridge for non-0/1 rewards); sklearn C = 1 / l2.
+    l2: float = 1.0
+    max_iter: int = 200
+
+    def __post_init__(self) -> None:
+        check(self.folds >= 2, "ope.reward_model.folds", f"cross-fitting needs K >= 2 folds, got {self.folds}")
+        check(self.l2 > 0, "ope.reward_model.l2", f"expected > 0, got {self.l2}")
+        check(self.max_iter >= 1, "ope.reward_model.max_iter", f"expected >= 1, got {self.max_iter}")
+
+
+@dataclass(frozen=True)
+class OpeBenchmarkConfig:
+    """The Open Bandit cross-policy protocol (stage ope_benchmark)."""
+
+    # OBD campaign (room) whose random and bts logs are compared.
+    campaign: Literal["all", "men", "women"] = "all"
+    # Bootstrap resamples of the logs behind the relative error's mean and std (>= 30).
+    resamples: int = 30
+    # Positions per slate in the OBD logs.
+    slate_size: int = 3
+    # Monte-Carlo slates behind the BTS replica's per-position marginals.
+    bts_mc_samples: int = 100000
+
+    def __post_init__(self) -> None:
+        check(self.resamples >= 30, "ope.benchmark.resamples", f"expected >= 30, got {self.resamples}")
+        check(self.slate_size >= 1, "ope.benchmark.slate_size", f"expected >= 1, got {self.slate_size}")
+        check(self.bts_mc_samples >= 1000, "ope.benchmark.bts_mc_samples",
+              f"expected >= 1000 Monte-Carlo slates, got {self.bts_mc_samples}")
+
+
+@dataclass(frozen=True)
+class OpeConfig:
+    """Off-policy estimators, their hyper-parameters and bootstrap intervals (liveslate.ope)."""
+
+    # Estimator whose lower confidence bound decides selection; must be in `estimators`.
+    primary: OpeEstimatorName = "dr"
+    estimators: tuple[OpeEstimatorName, ...] = ("ips", "clipped_ips", "snips", "dm", "dr", "sndr", "switch_dr", "dros")
+    # Clipped IPS: importance weights above this are set to it.
+    clip_max_weight: float = 50.0
+    # Switch-DR: rows with a weight above this use the reward model alone.
+    switch_threshold: float = 50.0
+    # DRos: shrinkage λ of the weights, ŵ = λw / (w² + λ).
+    dros_shrinkage: float = 1000.0
+    # Seeded percentile bootstrap over impressions behind every confidence interval.
+    bootstrap_resamples: int = 1000
+    confidence: float = 0.95
+    reward_model: OpeRewardModelConfig = field(default_factory=OpeRewardModelConfig)
+    benchmark: OpeBenchmarkConfig = field(default_factory=OpeBenchmarkConfig)
+
+    def __post_init__(self) -> None:
+        check(len(self.estimators) > 0, "ope.estimators", "expected at least one estimator")
+        check(len(set(self.estimators)) == len(self.estimators), "ope.estimators", "an estimator is listed twice")
+        check(self.primary in self.estimators, "ope.primary",
+              f"expected one of ope.estimators {list(self.estimators)}, got {self.primary!r}")
+        for name in ("clip_max_weight", "switch_threshold", "dros_shrinkage"):
+            value = getattr(self, name)
+            check(value > 0 and value != float("inf"), f"ope.{name}", f"expected a positive finite number, got {value}")
+        check(self.bootstrap_resamples >= 100, "ope.bootstrap_resamples",
+              f"expected >= 100 resamples for a 95 % percentile interval, got {self.bootstrap_resamples}")
+        check(0.0 < self.confidence < 1.0, "ope.confidence", f"expected a level in (0, 1), got {self.confidence}")
+
+
 MultimodalDatasetName = Literal["clothing_text", "fashion_mnist"]
 MultimodalVariant = Literal["structure", "text", "image", "numeric", "all"]
 # The kg stage's KGE models, named here too so this section stands on its own.
@@ -549,6 +620,7 @@ class Params:
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     policies: PoliciesConfig = field(default_factory=PoliciesConfig)
+    ope: OpeConfig = field(default_factory=OpeConfig)
     kg_multimodal: KgMultimodalConfig = field(default_factory=KgMultimodalConfig)
 
     def __post_init__(self) -> None:
