@@ -283,8 +283,9 @@ class TrainConfig:
     # improvement larger than `min_delta`; the best evaluation's weights are kept.
     patience: int = 3
     min_delta: float = 0.0
-    # torch CPU threads (CI runs on 2 cores).
-    threads: int = 2
+    # torch CPU threads. One is fastest for these small networks: a second thread costs more in
+    # synchronisation than it saves, and much more when other jobs share the cores.
+    threads: int = 1
     # torch.use_deterministic_algorithms, so a re-run with the same inputs gives the same numbers.
     deterministic: bool = True
     # Resume an interrupted run from its checkpoint (same inputs and hyper-parameters only).

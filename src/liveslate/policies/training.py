@@ -58,7 +58,7 @@ class TrainRun:
     fingerprint: str = ""
     resume: bool = True
     progress: bool = True
-    threads: int = 2
+    threads: int = 1
     deterministic: bool = True
     patience: int = 3
     min_delta: float = 0.0
@@ -75,7 +75,7 @@ class TrainResult:
     metrics: dict[str, Any] = field(default_factory=dict)
 
 
-def seed_everything(seed: int, threads: int = 2, deterministic: bool = True) -> None:
+def seed_everything(seed: int, threads: int = 1, deterministic: bool = True) -> None:
     """Seed python, numpy and torch; pin the thread count; ask torch for deterministic kernels."""
     import torch
 
@@ -88,7 +88,7 @@ def seed_everything(seed: int, threads: int = 2, deterministic: bool = True) -> 
 
 def check_finite(value: Any, step: int, term: str) -> float:
     """``float(value)``, or NonFiniteLossError("step N: loss term T is nan")."""
-    number = float(value)
+    number = float(value.detach()) if hasattr(value, "detach") else float(value)
     if not math.isfinite(number):
         raise NonFiniteLossError(f"step {step}: loss term {term!r} is {number}; training stopped "
                                  "(lower the learning rate or check the inputs)")
