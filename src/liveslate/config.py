@@ -363,16 +363,12 @@ class OpeBenchmarkConfig:
     campaign: Literal["all", "men", "women"] = "all"
     # Bootstrap resamples of the logs behind the relative error's mean and std (>= 30).
     resamples: int = 30
-    # Positions per slate in the OBD logs.
+    # Positions per slate in the OBD logs. The BTS replica reads `policies` (prior, Monte-Carlo slates).
     slate_size: int = 3
-    # Monte-Carlo slates behind the BTS replica's per-position marginals.
-    bts_mc_samples: int = 100000
 
     def __post_init__(self) -> None:
         check(self.resamples >= 30, "ope.benchmark.resamples", f"expected >= 30, got {self.resamples}")
         check(self.slate_size >= 1, "ope.benchmark.slate_size", f"expected >= 1, got {self.slate_size}")
-        check(self.bts_mc_samples >= 1000, "ope.benchmark.bts_mc_samples",
-              f"expected >= 1000 Monte-Carlo slates, got {self.bts_mc_samples}")
 
 
 @dataclass(frozen=True)

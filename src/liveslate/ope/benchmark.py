@@ -184,14 +184,17 @@ def run_direction(batch: ImpressionBatch, truth: pd.DataFrame, evaluation: Calla
 
 
 def cross_policy_benchmark(logs: pd.DataFrame, catalog: pd.DataFrame, prior_path: Path, config: OpeConfig,
-                           seed: int) -> dict:
-    """Run every direction of the protocol on canonical OBD logs; returns the metrics JSON payload."""
+                           seed: int, bts_mc_samples: int = 100_000) -> dict:
+    """Run every direction of the protocol on canonical OBD logs; returns the metrics JSON payload.
+
+    prior_path / bts_mc_samples: the BTS replica's prior file and Monte-Carlo slates (params `policies`).
+    """
     bench = config.benchmark
     k = bench.slate_size
     index = item_index(catalog)
     parts = campaign_logs(logs, bench.campaign)
     batches = {policy: prepare(frame, catalog, index) for policy, frame in parts.items()}
-    replica = BTSReplicaPolicy.from_prior_file(prior_path, list(index), mc_samples=bench.bts_mc_samples,
+    replica = BTSReplicaPolicy.from_prior_file(prior_path, list(index), mc_samples=bts_mc_samples,
                                                mc_seed=derive_seed(seed, "ope_benchmark", "bts_replica"))
     uniform = UniformPolicy(list(index))
     logged_bts = empirical_marginals(batches[BTS], k)

@@ -75,9 +75,10 @@ def resampled_means(columns: np.ndarray, clusters: np.ndarray | None, n_resample
     out = np.empty((n_resamples, columns.shape[1]))
     for start in range(0, n_resamples, block):
         size = min(block, n_resamples - start)
-        counts = np.empty((size, n_units))
-        for b in range(size):
-            counts[b] = np.bincount(rng.integers(0, n_units, size=n_units), minlength=n_units)
+        # Multinomial counts of each unit in each resample: one bincount over offset draws.
+        draws = rng.integers(0, n_units, size=(size, n_units))
+        draws += np.arange(size)[:, None] * n_units
+        counts = np.bincount(draws.ravel(), minlength=size * n_units).reshape(size, n_units).astype(np.float64)
         out[start:start + size] = (counts @ sums) / (counts @ sizes)[:, None]
     return out[:, 0] if single else out
 

@@ -80,8 +80,10 @@ def _as_float(values: Sequence[float] | np.ndarray, shape: tuple[int, ...], what
 
 
 def _check_unique(ids: np.ndarray, position: np.ndarray | None, what: str) -> None:
-    frame = pd.DataFrame({"id": ids}) if position is None else pd.DataFrame({"id": ids, "position": position})
-    duplicated = frame.duplicated(keep=False).to_numpy()
+    key = pd.factorize(ids)[0].astype(np.int64)
+    if position is not None:
+        key = key * (int(position.max(initial=0)) + 1) + position
+    duplicated = pd.Index(key).duplicated(keep=False)
     if duplicated.any():
         key = "impression id" if position is None else "(impression id, position)"
         raise ValueError(f"{what}: {key} is not unique: {describe_rows(ids, position, duplicated)}")
@@ -207,13 +209,17 @@ def _check_distribution(values: np.ndarray, mask: np.ndarray | None, ids: np.nda
         if bad.any():
             raise ValueError(f"action_dist: probability on a padded (masked) candidate at {describe_rows(ids, position, bad)}")
     totals = values.sum(axis=1)  # [r] or [r, k]
-    off = np.abs(totals - 1.0) > SUM_TOLERANCE
-    if off.ndim == 2:
-        off = off.any(axis=1)
+    off_cells = np.abs(totals - 1.0) > SUM_TOLERANCE
+    off = off_cells.any(axis=1) if off_cells.ndim == 2 else off_cells
     if off.any():
         first = np.flatnonzero(off)[0]
-        raise ValueError(f"action_dist: not a distribution over candidates (sum {np.round(totals[first], 6)} "
-                         f"instead of 1) at {describe_rows(ids, position, off)}")
+        if off_cells.ndim == 2:
+            slot = int(np.flatnonzero(off_cells[first])[0])
+            example = f"position {slot} sums to {round(float(totals[first, slot]), 6)}"
+        else:
+            example = f"sum {round(float(totals[first]), 6)}"
+        raise ValueError(f"action_dist: not a distribution over candidates ({example} instead of 1) at "
+                         f"{describe_rows(ids, position, off)}")
 
 
 @dataclass(frozen=True)

@@ -23,14 +23,14 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
     config = project.params.ope
     logs_path = project.artifacts / "validated" / "logs.parquet"
     catalog_path = project.artifacts / "validated" / "catalog.parquet"
-    prior_path = project.data / "obd" / "prior_bts.yaml"
+    prior_path = project.path(project.params.policies.bts_prior)
     for path, hint in ((logs_path, "run `liveslate validate` first"), (catalog_path, "run `liveslate validate` first"),
                        (prior_path, "run `liveslate fetch-data` first")):
         if not path.exists():
             fail(f"{path}: not found; {hint}")
     try:
         payload = cross_policy_benchmark(pd.read_parquet(logs_path), pd.read_parquet(catalog_path), prior_path,
-                                         config, project.params.seed)
+                                         config, project.params.seed, project.params.policies.bts_mc_samples)
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
     write_json(project.metrics / "ope_benchmark.json", payload)
