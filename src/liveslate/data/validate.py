@@ -12,6 +12,7 @@ GX runs in an ephemeral context: nothing is written to disk, no project folder e
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from liveslate.data.expectations import (
     prepare_logs,
 )
 
+_RUNS = itertools.count()
 REJECT_REASON = "reject_reason"
 SOURCE_ROW = "source_row"
 # How many flagged rows and values a message or the report shows per expectation.
@@ -69,6 +71,8 @@ class TableValidation:
     passed: pd.DataFrame = field(repr=False)
     # The rejected rows: original columns + ``source_row`` + ``reject_reason`` ("; "-joined keys).
     rejected: pd.DataFrame = field(repr=False)
+    # The column that identifies a row to a person (impression_id, item_id), shown in messages.
+    id_column: str | None = None
 
     @property
     def rows_rejected(self) -> int:
@@ -118,9 +122,8 @@ def _table_failure_messages(table: TableValidation) -> list[str]:
                if o.expectation == "expect_column_to_exist" and not o.success}
     messages = []
     for outcome in table.table_failures:
-        # An expectation that could not run because its column is missing adds nothing
-        # to "column X is missing", which is already reported.
-        if outcome.error is not None and missing.intersection(outcome.columns):
+        # Whatever else fails on a missing column adds nothing to "the column is missing".
+        if outcome.expectation != "expect_column_to_exist" and missing.intersection(outcome.columns):
             continue
         if outcome.expectation == "expect_column_to_exist":
             detail = "the column is missing"
@@ -135,16 +138,25 @@ def _table_failure_messages(table: TableValidation) -> list[str]:
 
 
 def reject_messages(table: TableValidation) -> list[str]:
-    """One line per row-level expectation that rejected rows: file, column, rows, values."""
+    """One line per row-level expectation that rejected rows: file, column, rows, values.
+
+    Rows are 0-based row numbers of the input file, followed by the rows' ``id_column``
+    values (ingest sorts rows by time, so the id is what finds a row in the source export).
+    """
+    ids = {}
+    if table.id_column is not None and table.id_column in table.rejected.columns:
+        ids = dict(zip(table.rejected[SOURCE_ROW], table.rejected[table.id_column].astype("string")))
     lines = []
     for outcome in table.outcomes:
         if not outcome.row_level or not outcome.unexpected_count or outcome.error is not None:
             continue
-        rows = ", ".join(map(str, outcome.rows[:EXAMPLES])) + (", ..." if len(outcome.rows) > EXAMPLES else "")
-        values = ", ".join(outcome.examples)
+        more = ", ..." if len(outcome.rows) > EXAMPLES else ""
+        rows = ", ".join(map(str, outcome.rows[:EXAMPLES])) + more
+        named = ", ".join(str(ids.get(r)) for r in outcome.rows[:EXAMPLES]) + more
+        who = f"; {table.id_column} {named}" if ids else ""
         lines.append(f"{table.source}: column {', '.join(outcome.columns)}: {outcome.unexpected_count} row(s) "
-                     f"rejected, expected {outcome.description} [{outcome.key}]: rows {rows} (0-based); "
-                     f"values {values}")
+                     f"rejected, expected {outcome.description} [{outcome.key}]: rows {rows} (0-based{who}); "
+                     f"values {', '.join(outcome.examples)}")
     return lines
 
 
@@ -177,6 +189,20 @@ def _as_text(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+def _exception_message(info: Any) -> str | None:
+    """The first error GX caught while evaluating an expectation, else None.
+
+    GX 1.x reports it either flat ({"raised_exception": ...}) or keyed by the metric that failed.
+    """
+    if not isinstance(info, dict) or not info:
+        return None
+    entries = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    for entry in entries:
+        if entry.get("raised_exception"):
+            return str(entry.get("exception_message") or "unknown error").splitlines()[0]
+    return None
+
+
 def _is_row_level(expectation: Any) -> bool:
     from great_expectations.expectations.expectation import (
         ColumnMapExpectation,
@@ -191,10 +217,11 @@ def run_suite(context: Any, frame: pd.DataFrame, spec: SuiteSpec) -> list[Expect
     """Validate ``frame`` (RangeIndex) with the expectations of ``spec``; outcomes in suite order."""
     import great_expectations as gx
 
-    source = context.data_sources.add_pandas(f"liveslate_{spec.name}")
+    # A context may validate several frames; each run gets its own names in it.
+    run_name = f"liveslate_{spec.name}_{next(_RUNS)}"
+    source = context.data_sources.add_pandas(run_name)
     batch_definition = source.add_dataframe_asset(spec.name).add_batch_definition_whole_dataframe(spec.name)
-    suite = context.suites.add(gx.ExpectationSuite(name=f"liveslate_{spec.name}",
-                                                    expectations=list(spec.expectations)))
+    suite = context.suites.add(gx.ExpectationSuite(name=run_name, expectations=list(spec.expectations)))
     batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
     result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
     by_id = {r.expectation_config.id: r for r in result.results}
@@ -203,23 +230,22 @@ def run_suite(context: Any, frame: pd.DataFrame, spec: SuiteSpec) -> list[Expect
         verdict = by_id[expectation.id]
         kwargs = verdict.expectation_config.kwargs
         columns = _columns_of(kwargs)
-        name = verdict.expectation_config.type
+        kind = verdict.expectation_config.type
         details = verdict.result or {}
-        error = None
-        if verdict.exception_info and verdict.exception_info.get("raised_exception"):
-            error = str(verdict.exception_info.get("exception_message") or "unknown error").splitlines()[0]
+        error = _exception_message(verdict.exception_info)
         row_level = _is_row_level(expectation)
         if row_level:
             rows = tuple(int(i) for i in details.get("unexpected_index_list") or ())
             examples = tuple(_as_text(v) for v in (details.get("unexpected_list") or ())[:EXAMPLES])
             count = int(details.get("unexpected_count") or 0)
         else:
-            rows, count = (), 0 if verdict.success else len(frame)
+            # A table-level verdict flags no row: the table as a whole is judged.
+            rows, count = (), 0
             observed = details.get("observed_value")
             examples = () if observed is None else (str(observed),)
         outcomes.append(ExpectationOutcome(
-            key=f"{name}({', '.join(columns)})" if columns else name,
-            expectation=name, columns=columns, description=expectation.description or name,
+            key=f"{kind}({', '.join(columns)})" if columns else kind,
+            expectation=kind, columns=columns, description=expectation.description or kind,
             row_level=row_level, success=bool(verdict.success), unexpected_count=count,
             rows=rows, examples=examples, error=error))
     return outcomes
@@ -245,13 +271,13 @@ def split_rows(frame: pd.DataFrame, outcomes: list[ExpectationOutcome]) -> tuple
     return frame[keep.to_numpy()].reset_index(drop=True), rejected.reset_index(drop=True)
 
 
-def validate_table(context: Any, name: str, source: str, original: pd.DataFrame,
-                   prepared: pd.DataFrame, spec: SuiteSpec) -> TableValidation:
+def validate_table(context: Any, source: str, original: pd.DataFrame, prepared: pd.DataFrame,
+                   spec: SuiteSpec, id_column: str | None = None) -> TableValidation:
     """Run ``spec`` on ``prepared`` (``original`` plus derived columns) and split ``original``'s rows."""
     outcomes = run_suite(context, prepared, spec)
     passed, rejected = split_rows(original.reset_index(drop=True), outcomes)
-    return TableValidation(name=name, source=source, rows_in=len(original), outcomes=tuple(outcomes),
-                           passed=passed, rejected=rejected)
+    return TableValidation(name=spec.name, source=source, rows_in=len(original), outcomes=tuple(outcomes),
+                           passed=passed, rejected=rejected, id_column=id_column)
 
 
 def validate_tables(logs: pd.DataFrame, catalog: pd.DataFrame, config: ValidateConfig,
@@ -262,14 +288,14 @@ def validate_tables(logs: pd.DataFrame, catalog: pd.DataFrame, config: ValidateC
     """
     context = _gx_context()
     catalog = catalog.reset_index(drop=True)
-    catalog_result = validate_table(context, "catalog", catalog_source, catalog, catalog,
-                                    catalog_expectations(config, catalog))
+    catalog_result = validate_table(context, catalog_source, catalog, catalog,
+                                    catalog_expectations(config, catalog), id_column="item_id")
     accepted = catalog_result.passed
     items = accepted["item_id"].dropna().astype(str).tolist() if "item_id" in accepted.columns else []
     logs = logs.reset_index(drop=True)
     prepared = prepare_logs(logs, accepted)
-    logs_result = validate_table(context, "logs", logs_source, logs, prepared,
-                                 log_expectations(config, prepared, items))
+    logs_result = validate_table(context, logs_source, logs, prepared,
+                                 log_expectations(config, prepared, items), id_column="impression_id")
     return ValidationResult(logs=logs_result, catalog=catalog_result, max_reject_share=config.max_reject_share)
 
 
