@@ -1,7 +1,7 @@
 """Networks of discrete SAC: one (context, candidate item) scorer per role.
 
-The actor and each of the twin critics is an ``ItemScorer``: a context tower, an item
-tower and a pairwise head that score every candidate of a row at once,
+The actor and each of the twin critics is an ``ItemScorer``: a context tower and an item
+tower whose dot product (plus biases) scores every candidate of a row at once,
 ``[B, m]`` from contexts ``[B, ...]`` and candidate item indices ``[B, m]``. Scoring item by
 item (rather than one output unit per catalogue item) lets the same weights serve rooms of
 any size and new items that have a KG vector.
@@ -43,34 +43,38 @@ class ContextTower(nn.Module):
 
 
 class ItemTower(nn.Module):
-    """Item index → ``[..., hidden]``: learned embedding (+ projected fixed KG vector)."""
+    """Item index → ``[..., hidden]``: learned embedding (+ projected fixed KG vector) through an MLP."""
 
     def __init__(self, n_items: int, hidden: int, kg_vectors: torch.Tensor | None = None) -> None:
         super().__init__()
         self.embedding = nn.Embedding(n_items, hidden)
         nn.init.normal_(self.embedding.weight, std=0.1)
         if kg_vectors is not None:
-            if kg_vectors.shape[0] != n_items:
-                raise ValueError(f"kg_vectors has {kg_vectors.shape[0]} rows, expected one per item ({n_items})")
+            if kg_vectors.ndim != 2 or kg_vectors.shape[0] != n_items:
+                raise ValueError(f"kg_vectors has shape {tuple(kg_vectors.shape)}, expected [{n_items}, d]")
             # A buffer, not a parameter: the KG stage owns these vectors, SAC only projects them.
             self.register_buffer("kg_vectors", kg_vectors.to(torch.float32).clone())
             self.kg_projection: nn.Module | None = nn.Linear(kg_vectors.shape[1], hidden, bias=False)
         else:
             self.kg_vectors = None
             self.kg_projection = None
+        self.mlp = nn.Sequential(nn.ReLU(), nn.Linear(hidden, hidden))
 
     def forward(self, items: torch.Tensor) -> torch.Tensor:
         out = self.embedding(items)
         if self.kg_projection is not None:
             out = out + self.kg_projection(self.kg_vectors[items])
-        return out
+        return self.mlp(out)
 
 
 class ItemScorer(nn.Module):
     """Score every candidate of every row: ``[B, m]`` real numbers (masking is the caller's).
 
-    The pairwise head sees the context vector c, the item vector e and their product c ⊙ e,
-    so it can represent both a per-item popularity and context × item interactions.
+    score(x, i) = ⟨c(x), e(i)⟩ + b_item(i) + b_context(x): a two-tower form whose cost per
+    (row, candidate) pair is one dot product, so a room of 80 candidates costs little more
+    than one of 3. The item tower runs once per distinct item of the batch. The context
+    bias lets a critic learn that some contexts click more than others; it cancels in the
+    actor's softmax.
     """
 
     def __init__(self, cardinalities: Sequence[int], numeric_dim: int, n_items: int, embedding_dim: int,
@@ -78,14 +82,16 @@ class ItemScorer(nn.Module):
         super().__init__()
         self.context = ContextTower(cardinalities, numeric_dim, embedding_dim, hidden)
         self.item = ItemTower(n_items, hidden, kg_vectors)
-        self.head = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.item_bias = nn.Embedding(n_items, 1)
+        nn.init.zeros_(self.item_bias.weight)
+        self.context_bias = nn.Linear(hidden, 1)
 
     def forward(self, codes: torch.Tensor, numeric: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        context = self.context(codes, numeric)                     # [B, H]
-        item = self.item(items)                                    # [B, m, H]
-        context = context.unsqueeze(1).expand_as(item)             # [B, m, H]
-        pair = torch.cat([context, item, context * item], dim=-1)  # [B, m, 3H]
-        return self.head(pair).squeeze(-1)                         # [B, m]
+        context = self.context(codes, numeric)                           # [B, H]
+        distinct, inverse = torch.unique(items, return_inverse=True)     # [U], [B, m]
+        item = self.item(distinct)[inverse]                              # [B, m, H]
+        interaction = (item * context.unsqueeze(1)).sum(dim=-1)          # [B, m]
+        return interaction + self.item_bias(items).squeeze(-1) + self.context_bias(context)
 
 
 class SacNetworks(nn.Module):
