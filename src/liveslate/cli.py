@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from liveslate.stages import collect, fetch_data, ingest, ope_benchmark, split, validate
+from liveslate.stages import backtest, evaluate, rollback, select
 
 app = typer.Typer(
     name="liveslate",
@@ -24,6 +25,10 @@ app.command("validate")(validate.main)
 app.command("split")(split.main)
 app.command("ope-benchmark")(ope_benchmark.main)
 app.command("collect")(collect.main)
+app.command("backtest")(backtest.main)
+app.command("evaluate")(evaluate.main)
+app.command("select")(select.main)
+app.command("rollback")(rollback.main)
 
 if __name__ == "__main__":
     app()
