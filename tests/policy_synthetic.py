@@ -69,4 +69,4 @@ def item_vectors(dim: int = 4, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     colour = (cat["cat_colour"] == "c1").to_numpy(dtype=np.float32)
     vectors = np.concatenate([colour[:, None], rng.normal(size=(len(cat), dim - 1))], axis=1).astype(np.float32)
     order = rng.permutation(len(cat))
-    return vectors[order], cat["item_id"].astype(str).to_numpy()[order]
+    return vectors[order], np.asarray(cat["item_id"].astype(str).tolist(), dtype=str)[order]

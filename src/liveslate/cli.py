@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import typer
 
-from liveslate.stages import collect, fetch_data, ingest, ope_benchmark, split, validate
+from liveslate.stages import collect, fetch_data, ingest, ope_benchmark, split, train, validate
 from liveslate.stages import backtest, evaluate, rollback, select
 
 app = typer.Typer(
@@ -23,6 +23,7 @@ app.command("fetch-data")(fetch_data.main)
 app.command("ingest")(ingest.main)
 app.command("validate")(validate.main)
 app.command("split")(split.main)
+app.command("train")(train.main)
 app.command("ope-benchmark")(ope_benchmark.main)
 app.command("collect")(collect.main)
 app.command("backtest")(backtest.main)

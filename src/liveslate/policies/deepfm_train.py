@@ -129,7 +129,8 @@ def train_deepfm(data: TrainingData, params: Params, run: TrainRun) -> TrainResu
                 optimizer.step()
                 bar.update(1)
             valid_loss = check_finite(mean_bce(net, valid_tensors), (epoch + 1) * batches, "valid_bce")
-            history.append({"epoch": epoch + 1, "train_loss": total / n_rows, "valid_loss": valid_loss})
+            history.append({"step": (epoch + 1) * batches, "epoch": epoch + 1, "train_loss": total / n_rows,
+                            "valid_loss": valid_loss})
             if stopper.update(valid_loss, epoch + 1):
                 best_state = copy.deepcopy(net.state_dict())
             bar.set_postfix(valid_bce=f"{valid_loss:.5f}", best_epoch=stopper.best_step)

@@ -246,9 +246,14 @@ class PopularityPolicy(Policy):
         return cls(index, np.nan_to_num(ctr, nan=global_ctr), global_ctr)
 
     def scores(self, contexts: pd.DataFrame, candidates: Candidates) -> np.ndarray:
-        known = candidates.items < len(self.ctr)
-        values = np.where(known, self.ctr[np.where(known, candidates.items, 0)], self.default_ctr)
-        return np.where(candidates.mask, values, -np.inf)
+        values = self.click_probability(contexts, candidates.items.ravel(), np.zeros(candidates.items.size))
+        return np.where(candidates.mask, values.reshape(candidates.items.shape), -np.inf)
+
+    def click_probability(self, contexts: pd.DataFrame, items: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """[N] the item's smoothed training CTR (context and position play no role)."""
+        items = np.asarray(items, dtype=np.int64)
+        known = items < len(self.ctr)
+        return np.where(known, self.ctr[np.where(known, items, 0)], self.default_ctr)
 
     def pl_logits(self, scores: np.ndarray) -> np.ndarray:
         """log CTR, so that PL at τ = 1 picks an item with probability ctr_i / Σ ctr."""
@@ -265,3 +270,17 @@ class PopularityPolicy(Policy):
     def load(cls, directory: Path) -> "PopularityPolicy":
         config, state, _ = read_policy_files(directory, cls.kind)
         return cls(config["item_ids"], state["ctr"].numpy(), config["default_ctr"], name=config["name"])
+
+
+def build_reference_policies(train_logs: pd.DataFrame, item_ids: Sequence[str], bts_prior: Path | None,
+                             bts_mc_samples: int, popularity_prior_impressions: float,
+                             seed: int) -> dict[str, Policy]:
+    """{"uniform", "popularity", "bts_replica" (when ``bts_prior`` is given)} as configured in params `policies`."""
+    policies: dict[str, Policy] = {
+        "uniform": UniformPolicy(item_ids),
+        "popularity": PopularityPolicy.from_logs(train_logs, item_ids, popularity_prior_impressions),
+    }
+    if bts_prior is not None:
+        policies["bts_replica"] = BTSReplicaPolicy.from_prior_file(bts_prior, item_ids, mc_samples=bts_mc_samples,
+                                                                   mc_seed=seed)
+    return policies
