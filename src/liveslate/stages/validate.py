@@ -28,6 +28,8 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
 
     Exits 1 when more than validate.max_reject_share of a table's rows are rejected; exits 2 on a bad params file.
     """
+    project = open_project(params)  # before the heavy imports: a params typo fails at once
+
     import pandas as pd
 
     from liveslate.data.validate import metrics, reject_messages, validate_tables
@@ -35,7 +37,6 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
     from liveslate.io import write_json, write_parquet, write_text
     from liveslate.tracking import stage_run
 
-    project = open_project(params)
     interim = project.artifacts / "interim"
     sources = {name: interim / f"{name}.parquet" for name in TABLES}
     frames = {}
