@@ -205,3 +205,27 @@ def test_sac_config_rejects_bad_values_naming_the_field(key, value, message):
 
 def test_fixed_alpha_zero_is_a_valid_config():
     assert from_mapping(SacConfig, {"alpha_mode": "fixed", "alpha_init": 0.0}, "train.sac").alpha_init == 0.0
+
+
+def test_an_interrupted_run_resumes_to_the_same_weights(tmp_path):
+    """Stop after 40 of 80 updates, resume from the checkpoint: identical to one uninterrupted run."""
+    from liveslate.policies.training import Checkpoint, EarlyStopping, TrainRun
+
+    data = bandit(1000, [0.1, 0.6, 0.3])
+    valid = bandit(200, [0.1, 0.6, 0.3], seed=1)
+    config = replace(FAST, steps=80, eval_every=20)
+
+    def run(directory, steps):
+        nets = build_networks(config, [N_CONTEXTS], 0, 3, None, 0)
+        checkpoint = Checkpoint(TrainRun(name="sac", checkpoint_dir=directory, fingerprint="f"))
+        result = train_sac(nets, data, replace(config, steps=steps), 0, valid=valid, progress=False,
+                           stopper=EarlyStopping(patience=100), checkpoint=checkpoint)
+        return nets, result
+
+    whole, whole_result = run(tmp_path / "whole", 80)
+    run(tmp_path / "split", 40)
+    resumed, resumed_result = run(tmp_path / "split", 80)
+    assert [r["step"] for r in resumed_result.history] == [20, 40, 60, 80]
+    assert resumed_result.history == whole_result.history
+    for name, tensor in whole.state_dict().items():
+        assert torch.equal(tensor, resumed.state_dict()[name]), name

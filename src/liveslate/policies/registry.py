@@ -25,6 +25,7 @@ POLICY_KINDS: dict[str, str] = {
     "bts_replica": "liveslate.policies.reference:BTSReplicaPolicy",
     "popularity": "liveslate.policies.reference:PopularityPolicy",
     "deepfm": "liveslate.policies.deepfm:DeepFMPolicy",
+    "sac": "liveslate.policies.sac:SacPolicy",
 }
 
 CONFIG_FILE = "config.json"

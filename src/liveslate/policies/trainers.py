@@ -16,6 +16,7 @@ from typing import Any
 TRAINERS: dict[str, str] = {
     "deepfm": "liveslate.policies.deepfm_train:train_deepfm",
     "deepfm_nokg": "liveslate.policies.deepfm_train:train_deepfm",
+    "sac": "liveslate.policies.sac_train:train_sac_policy",
 }
 
 
