@@ -111,7 +111,8 @@ def _point_values(estimators: list[Estimator], inputs) -> dict[str, float]:
 
 
 def _resample(batch: ImpressionBatch, rng: np.random.Generator) -> tuple[ImpressionBatch, np.ndarray, np.ndarray]:
-    """Impressions drawn with replacement → (batch with unique copy ids, original impression per row, drawn impressions)."""
+    """Impressions drawn with replacement → (batch with unique copy ids, original impression id per row,
+    original row index per row)."""
     n_impressions = len(batch.impression_id)
     drawn = rng.integers(0, n_impressions, size=n_impressions)
     # Rows of each drawn impression, in draw order.
@@ -126,7 +127,7 @@ def _resample(batch: ImpressionBatch, rng: np.random.Generator) -> tuple[Impress
         logs=logs, impression_id=np.array([f"{batch.impression_id[i]}#{j}" for j, i in enumerate(drawn)], dtype=object),
         contexts=batch.contexts.iloc[drawn].reset_index(drop=True), candidates=batch.candidates.take(drawn),
         row_impression=copy, logged_item=batch.logged_item[rows], candidate=batch.candidate[rows])
-    return resampled, original, drawn
+    return resampled, original, rows
 
 
 def run_direction(batch: ImpressionBatch, truth: pd.DataFrame, evaluation: Callable[[ImpressionBatch], ActionDist],
@@ -157,10 +158,11 @@ def run_direction(batch: ImpressionBatch, truth: pd.DataFrame, evaluation: Calla
     rng = np.random.default_rng(derive_seed(seed, label, "resample"))
     errors = {e.name: [] for e in estimators}
     for b in tqdm(range(config.benchmark.resamples), desc=f"ope_benchmark {label}", leave=False):
-        part, original, drawn = _resample(batch, rng)
-        # The policy's distribution is a function of (context, candidates): a copy of an
-        # impression gets the original's row, so the policy is evaluated once.
-        dist = ActionDist.per_impression(part.impression_id, full_dist.values[drawn], mask=part.candidates.mask)
+        part, original, rows = _resample(batch, rng)
+        # The policy's distribution is a function of (context, candidates): a copy of a row
+        # gets the original's distribution at its logged position, so the policy runs once.
+        dist = ActionDist.at_position(part.logs["impression_id"].to_numpy(dtype=object),
+                                      part.logs["position"].to_numpy(dtype=np.int64), full.action_dist[rows])
         inputs = inputs_of(part, dist, derive_seed(seed, label, "reward_model", str(b)), original)
         values = _point_values(estimators, inputs)
         for name, estimate in values.items():

@@ -19,6 +19,7 @@ fall in the same fold. K is recorded in the returned :class:`RewardPredictions`.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,34 +42,86 @@ def fold_of_impressions(impression_id: np.ndarray, folds: int, seed: int) -> np.
     return (rank % folds)[codes]
 
 
-class _ContextEncoder:
-    """ctx_* columns → sparse design block: one-hot strings (unknown → all zero), standardised numbers."""
+@dataclass(frozen=True)
+class _Contexts:
+    """ctx_* columns encoded once for all folds.
 
-    def __init__(self, frame: pd.DataFrame):
-        self.categorical = [c for c in context_columns(frame) if not pd.api.types.is_numeric_dtype(frame[c])]
-        self.numeric = [c for c in context_columns(frame) if pd.api.types.is_numeric_dtype(frame[c])]
-        self.levels = {c: pd.Index(pd.unique(self._strings(frame[c]))) for c in self.categorical}
-        self.mean = {c: float(frame[c].mean()) if frame[c].notna().any() else 0.0 for c in self.numeric}
-        self.scale = {c: (float(frame[c].std()) or 1.0) if frame[c].notna().sum() > 1 else 1.0 for c in self.numeric}
-        self.width = sum(len(v) for v in self.levels.values()) + len(self.numeric)
+    codes: [n, c_cat] int codes of the categorical columns (missing is a level of its own);
+    n_levels: [c_cat] levels per column; numeric: [n, c_num] float (NaN = missing).
+    """
 
-    @staticmethod
-    def _strings(column: pd.Series) -> np.ndarray:
-        return column.astype("string").fillna(MISSING).to_numpy(dtype=object)
+    codes: np.ndarray
+    n_levels: np.ndarray
+    numeric: np.ndarray
 
-    def transform(self, frame: pd.DataFrame) -> sparse.csr_matrix:
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> "_Contexts":
+        columns = context_columns(frame)
+        categorical = [c for c in columns if not pd.api.types.is_numeric_dtype(frame[c])]
+        numeric = [c for c in columns if pd.api.types.is_numeric_dtype(frame[c])]
+        codes, n_levels = [], []
+        for column in categorical:
+            values = frame[column].astype(object).to_numpy(dtype=object, na_value=MISSING)
+            column_codes, uniques = pd.factorize(values)
+            codes.append(column_codes)
+            n_levels.append(len(uniques))
         n = len(frame)
-        blocks = []
-        for column in self.categorical:
-            index = self.levels[column].get_indexer(self._strings(frame[column]))
+        return cls(codes=np.column_stack(codes).astype(np.int64) if codes else np.zeros((n, 0), np.int64),
+                   n_levels=np.array(n_levels, dtype=np.int64),
+                   numeric=np.column_stack([frame[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in numeric])
+                   if numeric else np.zeros((n, 0)))
+
+    def take(self, rows: np.ndarray) -> "_Contexts":
+        return _Contexts(codes=self.codes[rows], n_levels=self.n_levels, numeric=self.numeric[rows])
+
+
+@dataclass(frozen=True)
+class _ContextEncoder:
+    """Design block of the context, fitted on the training rows of a fold.
+
+    Categorical levels absent from the training rows encode as all zero (the baseline), so
+    a held-out row with a level the model never saw gets no made-up effect; numeric columns
+    are standardised with the training mean and scale, missing → the mean.
+    """
+
+    columns: tuple[np.ndarray, ...]  # per categorical column: global code → design column, −1 = unseen
+    mean: np.ndarray
+    scale: np.ndarray
+    width: int
+
+    @classmethod
+    def fit(cls, contexts: _Contexts) -> "_ContextEncoder":
+        columns, offset = [], 0
+        for j, n_levels in enumerate(contexts.n_levels):
+            seen = np.zeros(n_levels, dtype=bool)
+            seen[contexts.codes[:, j]] = True
+            mapping = np.where(seen, np.cumsum(seen) - 1 + offset, -1)
+            columns.append(mapping)
+            offset += int(seen.sum())
+        numeric = contexts.numeric
+        with np.errstate(invalid="ignore"):
+            present = np.isfinite(numeric).sum(axis=0)
+            mean = np.where(present > 0, np.nansum(numeric, axis=0) / np.maximum(present, 1), 0.0)
+            scale = np.sqrt(np.nansum((numeric - mean) ** 2, axis=0) / np.maximum(present - 1, 1))
+        scale = np.where(scale > 0, scale, 1.0)
+        return cls(columns=tuple(columns), mean=mean, scale=scale, width=offset + numeric.shape[1])
+
+    def transform(self, contexts: _Contexts) -> sparse.csr_matrix:
+        n = contexts.codes.shape[0]
+        rows, cols = [], []
+        for j, mapping in enumerate(self.columns):
+            index = mapping[contexts.codes[:, j]]
             known = index >= 0
-            blocks.append(sparse.csr_matrix((np.ones(known.sum()), (np.flatnonzero(known), index[known])),
-                                            shape=(n, len(self.levels[column]))))
-        if self.numeric:
-            values = np.column_stack([((frame[c].astype(float) - self.mean[c]) / self.scale[c]).fillna(0.0)
-                                      for c in self.numeric])
-            blocks.append(sparse.csr_matrix(values))
-        return sparse.hstack(blocks, format="csr") if blocks else sparse.csr_matrix((n, 0))
+            rows.append(np.flatnonzero(known))
+            cols.append(index[known])
+        n_categorical = self.width - len(self.mean)
+        rows_all = np.concatenate(rows) if rows else np.zeros(0, np.int64)
+        block = sparse.csr_matrix((np.ones(len(rows_all)), (rows_all, np.concatenate(cols) if cols else rows_all)),
+                                  shape=(n, n_categorical))
+        if len(self.mean) == 0:
+            return block
+        values = np.nan_to_num((contexts.numeric - self.mean) / self.scale, nan=0.0)
+        return sparse.hstack([block, sparse.csr_matrix(values)], format="csr")
 
 
 def _one_hot(index: np.ndarray, width: int) -> sparse.csr_matrix:
@@ -86,8 +139,8 @@ class _FittedModel:
     item: np.ndarray
     logistic: bool
 
-    def predict(self, frame: pd.DataFrame, positions: np.ndarray, candidate_items: np.ndarray) -> np.ndarray:
-        base = self.intercept + self.encoder.transform(frame) @ self.context + self.position[positions]
+    def predict(self, contexts: _Contexts, positions: np.ndarray, candidate_items: np.ndarray) -> np.ndarray:
+        base = self.intercept + self.encoder.transform(contexts) @ self.context + self.position[positions]
         score = self.item[candidate_items]
         score += base[:, None]
         if self.logistic:
@@ -99,12 +152,20 @@ class _FittedModel:
         return score
 
 
-def _fit(frame: pd.DataFrame, positions: np.ndarray, items: np.ndarray, reward: np.ndarray, n_items: int,
+@functools.cache
+def _blas_controller():
+    """One threadpoolctl controller per process: finding the BLAS libraries costs ~20 ms a time."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def _fit(contexts: _Contexts, positions: np.ndarray, items: np.ndarray, reward: np.ndarray, n_items: int,
          n_positions: int, logistic: bool, config: OpeRewardModelConfig) -> _FittedModel:
     from sklearn.linear_model import LogisticRegression, Ridge
 
-    encoder = _ContextEncoder(frame)
-    design = sparse.hstack([encoder.transform(frame), _one_hot(positions, n_positions), _one_hot(items, n_items)],
+    encoder = _ContextEncoder.fit(contexts)
+    design = sparse.hstack([encoder.transform(contexts), _one_hot(positions, n_positions), _one_hot(items, n_items)],
                            format="csr")
     width = encoder.width
     if np.all(reward == reward[0]):
@@ -116,14 +177,18 @@ def _fit(frame: pd.DataFrame, positions: np.ndarray, items: np.ndarray, reward: 
             intercept = float(np.log(rate / (1.0 - rate)))
         else:
             intercept = float(reward[0])
-    elif logistic:
-        model = LogisticRegression(C=1.0 / config.l2, max_iter=config.max_iter)
-        model.fit(design, reward.astype(int))
-        intercept, coef = float(model.intercept_[0]), model.coef_[0]
     else:
-        model = Ridge(alpha=config.l2)
-        model.fit(design, reward)
-        intercept, coef = float(model.intercept_), np.asarray(model.coef_)
+        # The solver's BLAS calls are tiny (~100 coefficients): threads only contend for the
+        # cores (10x slower on a busy 2-core machine), so one thread it is.
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            if logistic:
+                model = LogisticRegression(C=1.0 / config.l2, max_iter=config.max_iter)
+                model.fit(design, reward.astype(int))
+                intercept, coef = float(model.intercept_[0]), model.coef_[0]
+            else:
+                model = Ridge(alpha=config.l2)
+                model.fit(design, reward)
+                intercept, coef = float(model.intercept_), np.asarray(model.coef_)
     return _FittedModel(encoder=encoder, intercept=intercept, context=coef[:width],
                         position=coef[width: width + n_positions], item=coef[width + n_positions:],
                         logistic=logistic)
@@ -162,13 +227,14 @@ def cross_fit_reward_model(logs: pd.DataFrame, logged_item: np.ndarray, candidat
     if groups.shape != (n,):
         raise ValueError(f"reward_model.fold_groups: expected {n} keys, got shape {groups.shape}")
     fold = fold_of_impressions(groups, config.folds, seed)
+    contexts = _Contexts.of(logs)
     predictions = np.empty(candidate_items.shape, dtype=np.float64)
     for k in range(config.folds):
         held_out = fold == k
         train = ~held_out
-        model = _fit(logs.loc[train], positions[train], logged_item[train], reward[train], n_items, n_positions,
+        model = _fit(contexts.take(train), positions[train], logged_item[train], reward[train], n_items, n_positions,
                      logistic, config)
-        predictions[held_out] = model.predict(logs.loc[held_out], positions[held_out], candidate_items[held_out])
+        predictions[held_out] = model.predict(contexts.take(held_out), positions[held_out], candidate_items[held_out])
     if not logistic:
         np.clip(predictions, reward_range[0], reward_range[1], out=predictions)
     kind = "logistic" if logistic else "ridge"
