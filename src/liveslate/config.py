@@ -711,6 +711,147 @@ class SelectConfig:
 
 
 @dataclass(frozen=True)
+class PublishConfig:
+    """What the daily DAG records after a run: DVC data pushed, versions committed in git."""
+
+    # Git branch that receives one commit per day whose records changed (the work tree is not switched).
+    branch: str = "liveslate-daily"
+    dvc_push: bool = True
+    paths: tuple[str, ...] = ("data.dvc", "dvc.lock", "run.yaml", "metrics")
+
+    def __post_init__(self) -> None:
+        check(bool(self.branch.strip()) and " " not in self.branch, "publish.branch",
+              f"expected a git branch name, got {self.branch!r}")
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """Staging deployment by the daily DAG: `bentoml serve` on 127.0.0.1."""
+
+    # 0 = pick a free port each deployment.
+    port: int = 3000
+    readiness_path: str = "/readyz"
+    readiness_timeout_s: float = 180.0
+
+    def __post_init__(self) -> None:
+        check(0 <= self.port < 65536, "deploy.port", f"expected a TCP port in [0, 65535], got {self.port}")
+        check(self.readiness_path.startswith("/"), "deploy.readiness_path", "expected a path starting with /")
+        check(self.readiness_timeout_s > 0, "deploy.readiness_timeout_s", "expected seconds > 0")
+
+
+# Trained policies that the evaluate, backtest and select stages know by name.
+TrainedPolicyName = Literal["deepfm", "deepfm_nokg", "slateq", "sac"]
+ReferencePolicyName = Literal["uniform", "bts_replica", "popularity"]
+
+
+@dataclass(frozen=True)
+class EvaluationExplorationConfig:
+    """How a learned policy acts when it is evaluated off-policy (the serving behaviour).
+
+    ``none`` is the deterministic greedy slate: OPE then sees only the ~1/m of logged rows
+    that match it (a tiny effective sample). ``epsilon`` (the serving default) keeps
+    support on every candidate.
+    """
+
+    mode: Literal["none", "epsilon", "plackett_luce"] = "epsilon"
+    epsilon: float = 0.1
+    temperature: float = 1.0
+
+    def __post_init__(self) -> None:
+        check(0.0 <= self.epsilon <= 1.0, "evaluate.exploration.epsilon",
+              f"expected a probability in [0, 1], got {self.epsilon}")
+        check(self.temperature > 0 and self.temperature != float("inf"), "evaluate.exploration.temperature",
+              f"expected a finite number > 0, got {self.temperature}")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """Stage ``evaluate`` (liveslate.evaluation): every policy on the test split.
+
+    Estimators, bootstrap size and confidence come from the ``ope`` section; the slate
+    size from ``validate.slate_size``; seeds from the top-level ``seed``.
+    """
+
+    # Trained policies read from artifacts/models/<name>/; one without a directory is skipped and reported.
+    policies: tuple[TrainedPolicyName, ...] = ("deepfm", "deepfm_nokg", "slateq", "sac")
+    references: tuple[ReferencePolicyName, ...] = ("uniform", "bts_replica", "popularity")
+    exploration: EvaluationExplorationConfig = field(default_factory=EvaluationExplorationConfig)
+    # (low, high) of one reward: an estimate outside it is implausible (clicks: [0, 1]).
+    reward_range: tuple[float, ...] = (0.0, 1.0)
+    # The policy every lift in the report is relative to (the origin poster's baseline).
+    baseline: TrainedPolicyName = "deepfm"
+    # Logging policies (`policy` column) whose rows enter the off-policy estimates; empty = every
+    # row. Ranking metrics and the logging values always use every row.
+    ope_logging_policies: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        check(len(set(self.policies)) == len(self.policies), "evaluate.policies", "a policy is listed twice")
+        check(len(set(self.references)) == len(self.references), "evaluate.references", "a policy is listed twice")
+        check(len(self.reward_range) == 2, "evaluate.reward_range",
+              f"expected [low, high], got {list(self.reward_range)}")
+        low, high = self.reward_range
+        check(low < high and all(abs(v) != float("inf") for v in self.reward_range), "evaluate.reward_range",
+              f"expected finite low < high, got {list(self.reward_range)}")
+
+
+@dataclass(frozen=True)
+class BacktestConfig:
+    """Stage ``backtest``: rolling origin by UTC day — train on the days before d, test on day d, pool.
+
+    Each fold retrains ``policies`` with their ``train.<name>`` settings, overridden by
+    ``train_overrides.<name>`` (a small budget). The KG item vectors are off by default:
+    the kg stage learnt them from co-clicks of the whole training split, so a fold whose
+    test day lies inside it would see its own test clicks through them.
+    """
+
+    policies: tuple[TrainedPolicyName, ...] = ("deepfm_nokg", "slateq", "sac")
+    references: tuple[ReferencePolicyName, ...] = ("uniform", "bts_replica", "popularity")
+    # The first fold tests on the day after this many training days.
+    min_train_days: int = 2
+    # Newest share of each fold's training rows held out for early stopping.
+    valid_fraction: float = 0.15
+    # Per-policy overrides of train.<name> fields, e.g. {deepfm_nokg: {max_epochs: 3}}.
+    train_overrides: dict[str, dict[str, bool | int | float]] = field(default_factory=dict)
+    use_kg_vectors: bool = False
+
+    def __post_init__(self) -> None:
+        check(len(self.policies) + len(self.references) > 0, "backtest", "expected at least one policy")
+        check(len(set(self.policies)) == len(self.policies), "backtest.policies", "a policy is listed twice")
+        check(self.min_train_days >= 1, "backtest.min_train_days", f"expected >= 1, got {self.min_train_days}")
+        check(0.0 < self.valid_fraction < 0.5, "backtest.valid_fraction",
+              f"expected a fraction in (0, 0.5), got {self.valid_fraction}")
+        for name in self.train_overrides:
+            check(name in typing.get_args(TrainedPolicyName), f"backtest.train_overrides.{name}",
+                  f"expected one of {', '.join(typing.get_args(TrainedPolicyName))}")
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    """Stage ``select``: the champion rule of DESIGN.md on the ``ope.primary`` estimator.
+
+    A challenger is promoted when its lower confidence bound exceeds both the best logging
+    policy's on-policy value and the champion's estimate by ``margin`` (reward per slot),
+    and its estimate is finite, inside ``evaluate.reward_range`` and backed by an
+    effective sample size of at least ``min_ess``. The first champion needs the guards only.
+    """
+
+    # Only these (trained and registered) policies can hold the alias; reference policies are table rows.
+    candidates: tuple[TrainedPolicyName, ...] = ("deepfm", "deepfm_nokg", "slateq", "sac")
+    # Absolute margin in reward units (0.0002 ≈ 4 % of the OBD click rate).
+    margin: float = 0.0002
+    min_ess: float = 100.0
+    alias: str = "champion"
+
+    def __post_init__(self) -> None:
+        check(len(self.candidates) > 0, "select.candidates", "expected at least one candidate policy")
+        check(self.margin >= 0 and self.margin != float("inf"), "select.margin",
+              f"expected a finite number >= 0, got {self.margin}")
+        check(self.min_ess >= 1, "select.min_ess", f"expected >= 1, got {self.min_ess}")
+        check(bool(self.alias) and self.alias.replace("_", "").replace("-", "").isalnum(), "select.alias",
+              f"expected an alias made of letters, digits, '-' and '_', got {self.alias!r}")
+
+
+@dataclass(frozen=True)
 class TrackingConfig:
     experiment: str = "liveslate"
     # Used when MLFLOW_TRACKING_URI is unset: a SQLite file relative to the project root.
@@ -727,6 +868,8 @@ class Params:
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     spool: SpoolConfig = field(default_factory=SpoolConfig)
+    publish: PublishConfig = field(default_factory=PublishConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     policies: PoliciesConfig = field(default_factory=PoliciesConfig)
     ope: OpeConfig = field(default_factory=OpeConfig)
