@@ -29,3 +29,20 @@ test: $(STAMP)
 
 lock:
 	$(BIN)/pip freeze --exclude-editable | sed 's/^torch==\(.*\)+cpu$$/torch==\1/' > requirements.lock
+
+# --- Airflow (embedded default: AIRFLOW_HOME inside the project, SQLite, LocalExecutor, 127.0.0.1) ---
+AIRFLOW_ENV := AIRFLOW_HOME=$(CURDIR)/airflow_home AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags \
+	AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__EXECUTOR=LocalExecutor \
+	AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=8080 LIVESLATE_PROJECT_DIR=$(CURDIR) \
+	PATH=$(abspath $(BIN)):$$PATH
+
+.PHONY: airflow-ui airflow-day
+# The Airflow UI and scheduler on http://127.0.0.1:8080 (the admin password is printed at start-up).
+airflow-ui: $(STAMP)
+	$(AIRFLOW_ENV) $(BIN)/airflow standalone
+
+# One daily run for DAY (the UTC day whose served logs are retrained on): make airflow-day DAY=2026-12-02
+airflow-day: $(STAMP)
+	@test -n "$(DAY)" || { echo "usage: make airflow-day DAY=YYYY-MM-DD"; exit 2; }
+	$(AIRFLOW_ENV) $(BIN)/airflow db migrate >/dev/null
+	$(AIRFLOW_ENV) $(BIN)/airflow dags test liveslate_daily $$(date -u -d "$(DAY) + 1 day" +%Y-%m-%dT00:00:00+00:00)
