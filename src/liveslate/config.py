@@ -336,6 +336,74 @@ class PoliciesConfig:
               f"expected >= 0, got {self.popularity_prior_impressions}")
 
 
+KgModelName = Literal["transe", "distmult", "complex", "rotate"]
+
+
+@dataclass(frozen=True)
+class KgHierarchyLink:
+    """One level of a category hierarchy: every value of ``child`` lies under one value of ``parent``."""
+
+    parent: str
+    child: str
+
+
+@dataclass(frozen=True)
+class KgConfig:
+    """Knowledge graph of the catalogue + training logs and its embedding (torch_geometric.nn.kge)."""
+
+    # Key of this catalogue in metrics/kg.json.
+    dataset: str = "obd"
+    # The KGE whose item vectors the stage outputs; it must be one of `models`.
+    model: KgModelName = "rotate"
+    # Every KGE trained and evaluated on held-out triples.
+    models: tuple[KgModelName, ...] = ("transe", "distmult", "complex", "rotate")
+    # Embedding size per entity (complex models hold a real and an imaginary part of this size).
+    dim: int = 64
+    epochs: int = 500
+    batch_size: int = 512
+    lr: float = 0.01
+    # Ranking margin of TransE/DistMult; logit offset γ of RotatE.
+    margin: float = 1.0
+    rotate_margin: float = 6.0
+    # Filtered validation MRR is computed every N epochs; the best epoch's weights are kept.
+    eval_every: int = 25
+    valid_fraction: float = 0.1
+    test_fraction: float = 0.1
+    # Behavioural edges between items clicked in the same session, or the same room on the same UTC day.
+    co_click_window: Literal["session", "room_day", "none"] = "room_day"
+    # A window with more distinct clicked items keeps its most-clicked ones (bounds the pairs per window).
+    co_click_max_items: int = 50
+    hierarchy: tuple[KgHierarchyLink, ...] = ()
+    # Join the standardised num_* attributes to the item vector.
+    numeric: bool = True
+    # Catalogue column that colours the 2-D projection plot.
+    plot_color: str = "room_id"
+    # Torch intra-op threads: the KGE's matrices are tiny, so extra threads mostly spin.
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        check(bool(self.dataset), "kg.dataset", "expected a non-empty name")
+        check(len(self.models) > 0, "kg.models", "expected at least one KGE model")
+        check(len(set(self.models)) == len(self.models), "kg.models", "a model is listed twice")
+        check(self.model in self.models, "kg.model", f"expected one of kg.models {list(self.models)}, got {self.model!r}")
+        check(self.dim >= 1, "kg.dim", f"expected >= 1, got {self.dim}")
+        check(self.epochs >= 1, "kg.epochs", f"expected >= 1, got {self.epochs}")
+        check(self.batch_size >= 1, "kg.batch_size", f"expected >= 1, got {self.batch_size}")
+        check(self.lr > 0, "kg.lr", f"expected > 0, got {self.lr}")
+        check(self.margin > 0, "kg.margin", f"expected > 0, got {self.margin}")
+        check(self.rotate_margin > 0, "kg.rotate_margin", f"expected > 0, got {self.rotate_margin}")
+        check(self.eval_every >= 1, "kg.eval_every", f"expected >= 1, got {self.eval_every}")
+        for name in ("valid_fraction", "test_fraction"):
+            value = getattr(self, name)
+            check(0.0 < value < 0.5, f"kg.{name}", f"expected a fraction in (0, 0.5), got {value}")
+        check(self.valid_fraction + self.test_fraction < 0.5, "kg",
+              "valid_fraction + test_fraction must leave most triples for training (< 0.5)")
+        check(self.co_click_max_items >= 2, "kg.co_click_max_items", f"expected >= 2, got {self.co_click_max_items}")
+        check(self.threads >= 1, "kg.threads", f"expected >= 1, got {self.threads}")
+        for i, link in enumerate(self.hierarchy):
+            check(link.parent != link.child, f"kg.hierarchy[{i}]", "parent and child must be different columns")
+
+
 OpeEstimatorName = Literal["ips", "clipped_ips", "snips", "dm", "dr", "sndr", "switch_dr", "dros"]
 
 
@@ -872,6 +940,7 @@ class Params:
     deploy: DeployConfig = field(default_factory=DeployConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     policies: PoliciesConfig = field(default_factory=PoliciesConfig)
+    kg: KgConfig = field(default_factory=KgConfig)
     ope: OpeConfig = field(default_factory=OpeConfig)
     kg_multimodal: KgMultimodalConfig = field(default_factory=KgMultimodalConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
