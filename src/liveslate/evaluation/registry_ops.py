@@ -111,11 +111,16 @@ class Registry:
         from mlflow.exceptions import MlflowException
 
         try:
-            return self._wrap(self.client.get_model_version_by_alias(self.model, self.alias))
+            aliases = self.client.get_registered_model(self.model).aliases or {}
         except MlflowException as error:
             if _not_found(error):
                 return None
             raise
+        # Read the alias map rather than asking for the alias: MLflow answers a missing alias
+        # with INVALID_PARAMETER_VALUE, which is indistinguishable from a real bad request.
+        if self.alias not in aliases:
+            return None
+        return self.version(str(aliases[self.alias]))
 
     def version(self, version: str) -> RegisteredVersion:
         from mlflow.exceptions import MlflowException

@@ -102,9 +102,10 @@ def judge(policy: str, row: dict[str, Any] | None, candidate: Candidate | None, 
     version = candidate.version if candidate is not None else None
 
     def refuse(reason: str, estimate: dict[str, Any] | None = None) -> Verdict:
-        estimate = estimate or {}
-        return Verdict(policy, version, estimate.get("value"), estimate.get("ci_low"), estimate.get("ess"), False,
-                       reason)
+        # Non-finite numbers are named in the reason and dropped here: selection.json holds no NaN.
+        numbers = [(estimate or {}).get(key) for key in ("value", "ci_low", "ess")]
+        value, low, ess = (float(v) if _finite(v) else None for v in numbers)
+        return Verdict(policy, version, value, low, ess, False, reason)
 
     if row is None:
         return refuse(f"not evaluated (no artifacts/models/{policy}/ in this run)")
