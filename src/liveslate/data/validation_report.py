@@ -35,7 +35,9 @@ def _verdict(success: bool, row_level: bool = False, unexpected: int = 0) -> str
 
 def _suite_table(table: TableValidation) -> str:
     rows = []
-    for outcome in table.outcomes:
+    # What failed comes first (table-level failures, then rejecting expectations), then the passes.
+    ordered = sorted(table.outcomes, key=lambda o: (o.success, not o.fails_table))
+    for outcome in ordered:
         if outcome.error is not None:
             examples = f"could not be evaluated: {escape(outcome.error)}"
         elif outcome.row_level:
