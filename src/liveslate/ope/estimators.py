@@ -114,9 +114,18 @@ def estimate_all(estimators: list[Estimator], inputs: OPEInputs,
     if len(set(names)) != len(names):
         raise ValueError(f"estimators: each may appear once, got {names}")
     all_terms = {e.name: e.terms(inputs) for e in estimators}
-    columns = np.stack([column for t in all_terms.values() for column in _stack(t)], axis=1)
-    means = columns.mean(axis=0)
-    samples = resampled_means(columns, inputs.impression_codes(), bootstrap.n_resamples, bootstrap.seed)
+    # Estimators share many columns (zeros, ones, w·r, the DM term): resample each distinct one once.
+    distinct: list[np.ndarray] = []
+    slot = []
+    for column in (c for t in all_terms.values() for c in _stack(t)):
+        match = next((i for i, seen in enumerate(distinct) if np.array_equal(seen, column)), None)
+        if match is None:
+            distinct.append(column)
+            match = len(distinct) - 1
+        slot.append(match)
+    columns = np.stack(distinct, axis=1)
+    means = columns.mean(axis=0)[slot]
+    samples = resampled_means(columns, inputs.impression_codes(), bootstrap.n_resamples, bootstrap.seed)[:, slot]
     low, high = inputs.reward_range
     results = {}
     for j, (name, terms) in enumerate(all_terms.items()):
