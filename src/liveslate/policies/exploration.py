@@ -21,7 +21,7 @@ import math
 import numpy as np
 
 # Exact PL marginals enumerate the ordered prefixes of length k-1 of the padded row:
-# 10,000 covers every OBD room with k = 3 (80·79 = 6,320) at ~3·10^6 flops per row.
+# 10,000 covers every OBD room with k = 3 (80·79 = 6,320) at ~10^5 operations per row.
 PL_EXACT_MAX_PREFIXES = 10_000
 # Monte-Carlo fallback: sampled prefixes per row. Each sample contributes the exact
 # conditional softmax of the remaining items, so each position's column sums to 1
@@ -31,6 +31,8 @@ PL_EXACT_MAX_PREFIXES = 10_000
 PL_MC_SAMPLES = 2_000
 # Rows processed together by the exact enumeration (bounds memory to ~rows·prefixes·8 B).
 _CHUNK_ROWS = 128
+# Monte-Carlo samples drawn together (bounds memory to block·rows·m·8 B).
+_MC_BLOCK = 32
 
 
 # --------------------------------------------------------------------------- checks
@@ -202,8 +204,9 @@ def _exact_marginals(values: np.ndarray, k: int) -> np.ndarray:
     To stay finite at any temperature, that ratio is computed with the shift
     t_P = max_{i∉P} l_i, which is always one of the row's k largest logits (|P| < k):
     w_r = exp(min(l − t_r, 0)) for the r-th largest t_r, and each prefix uses the r of
-    its first top column not in P (entries clamped by the min are those in P, and
-    are multiplied by zero).
+    its first top column not in P (entries clamped by the min belong to P and cancel).
+    Σ_{i∉P} w_i = Σ_i w_i − Σ_{i∈P} w_i lies in [1, m], so the subtraction loses at most
+    m ulps. Work per position: O(n · prefixes · k), no [n, prefixes, m] array.
     """
     n, m = values.shape
     order = np.argsort(-values, axis=1, kind="stable")[:, :k]  # [n, k] top columns
@@ -211,44 +214,76 @@ def _exact_marginals(values: np.ndarray, k: int) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         shifted = np.exp(np.minimum(values[:, None, :] - top_values[:, :, None], 0.0))  # [n, k, m]
     shifted = np.nan_to_num(shifted, nan=0.0)
+    totals = shifted.sum(axis=2)  # [n, k]
+    rows = np.arange(n)[:, None]
     dist = np.zeros((n, m, k))
     prefixes = np.zeros((1, 0), dtype=np.int64)  # [P, p] columns of each ordered prefix
     probability = np.ones((n, 1))  # [n, P] probability of each prefix
     for p in range(k):
-        not_in = np.ones((prefixes.shape[0], m), dtype=bool)
-        not_in[np.arange(prefixes.shape[0])[:, None], prefixes] = False
-        # Shift index of each (row, prefix): first top column outside the prefix.
-        shift = np.argmax(not_in[:, order].transpose(1, 0, 2), axis=2)  # [n, P]
-        not_in_f = not_in.astype(np.float64)
-        remaining = np.zeros_like(probability)
+        shift = _first_top_outside(order, prefixes)  # [n, P]
+        member = shifted[rows[:, :, None], shift[:, :, None], prefixes[None, :, :]]  # [n, P, p]
+        ratio = probability / (totals[rows, shift] - member.sum(axis=2))
+        # Σ_P ratio_P · w^{r(P)}_j · 1[j ∉ P]: every column under each shift, minus the prefix members.
         for r in range(k):
-            remaining += np.where(shift == r, shifted[:, r, :] @ not_in_f.T, 0.0)
-        ratio = probability / remaining  # remaining ≥ 1: it holds exp(0) of the shift item
-        for r in range(k):
-            dist[:, :, p] += shifted[:, r, :] * (np.where(shift == r, ratio, 0.0) @ not_in_f)
+            dist[:, :, p] += shifted[:, r, :] * np.where(shift == r, ratio, 0.0).sum(axis=1)[:, None]
+        for q in range(p):
+            dist[:, :, p] -= _column_sums(ratio * member[:, :, q], prefixes[:, q], m)
         if p == k - 1:
             break
         # Extend every prefix by every column not in it; drop prefixes of zero probability.
+        not_in = np.ones((prefixes.shape[0], m), dtype=bool)
+        not_in[np.arange(prefixes.shape[0])[:, None], prefixes] = False
         prefix_id, column = np.nonzero(not_in)
-        step = shifted[np.arange(n)[:, None], shift[:, prefix_id], column[None, :]]  # [n, P']
-        probability = ratio[:, prefix_id] * step
+        probability = ratio[:, prefix_id] * shifted[rows, shift[:, prefix_id], column[None, :]]
         keep = probability.max(axis=0) > 0.0
         prefixes = np.concatenate([prefixes[prefix_id], column[:, None]], axis=1)[keep]
         probability = probability[:, keep]
-    return dist
+    return np.maximum(dist, 0.0)
+
+
+def _first_top_outside(order: np.ndarray, prefixes: np.ndarray) -> np.ndarray:
+    """[n, P] rank r of the first of the row's top columns ``order[:, r]`` that prefix P does not hold."""
+    n, k = order.shape
+    shift = np.zeros((n, prefixes.shape[0]), dtype=np.int64)
+    found = np.zeros_like(shift, dtype=bool)
+    for r in range(k):
+        held = np.zeros_like(found)
+        for q in range(prefixes.shape[1]):
+            held |= prefixes[None, :, q] == order[:, r, None]
+        outside = ~held & ~found
+        shift[outside] = r
+        found |= outside
+    return shift
+
+
+def _column_sums(values: np.ndarray, columns: np.ndarray, m: int) -> np.ndarray:
+    """[n, m]: out[:, c] = Σ over entries e with columns[e] = c of values[:, e] (values [n, E])."""
+    out = np.zeros((values.shape[0], m))
+    if columns.size == 0:
+        return out
+    order = np.argsort(columns, kind="stable")
+    ordered = columns[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    out[:, ordered[starts]] = np.add.reduceat(values[:, order], starts, axis=1)
+    return out
 
 
 def _sampled_marginals(values: np.ndarray, mask: np.ndarray, k: int, samples: int,
                        rng: np.random.Generator) -> np.ndarray:
-    """Rao–Blackwellised MC PL marginals: E over sampled prefixes of the exact next-item softmax."""
+    """Rao–Blackwellised MC PL marginals: E over sampled prefixes of the exact next-item softmax.
+
+    Samples are drawn in blocks of ``_MC_BLOCK`` (one [block, n, m] array at a time).
+    """
     n, m = values.shape
     dist = np.zeros((n, m, k))
-    for _ in range(samples):
-        perturbed = values + rng.gumbel(size=values.shape)
-        slate = greedy_positions(perturbed, mask, max(k - 1, 1))
-        available = values.copy()
+    rows = np.arange(n)[None, :]
+    for start in range(0, samples, _MC_BLOCK):
+        block = min(_MC_BLOCK, samples - start)
+        perturbed = values[None] + rng.gumbel(size=(block, n, m))  # [B, n, m]
+        prefix = np.argsort(np.where(mask[None], -perturbed, np.inf), axis=2, kind="stable")[:, :, :max(k - 1, 1)]
+        available = np.repeat(values[None], block, axis=0)
         for p in range(k):
-            dist[:, :, p] += np.exp(available - _logsumexp(available, axis=1)[:, None])
+            dist[:, :, p] += np.exp(available - _logsumexp(available, axis=2)[:, :, None]).sum(axis=0)
             if p < k - 1:
-                available[np.arange(n), slate[:, p]] = -np.inf
+                available[np.arange(block)[:, None], rows, prefix[:, :, p]] = -np.inf
     return dist / samples

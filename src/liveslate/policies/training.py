@@ -66,8 +66,9 @@ class TrainRun:
 
 @dataclass(eq=False)
 class TrainResult:
-    """policy: the trained Policy; history: learning-curve rows (one dict per epoch or
-    evaluation, same keys in every row, first key the x axis); metrics: JSON-ready
+    """policy: the trained Policy; history: learning-curve rows, one dict of numbers per
+    epoch or evaluation, each with "step" (gradient updates so far: the x axis of the DVC
+    plot plots/train_<name>.csv) and the same keys in every row; metrics: JSON-ready
     numbers of the trainer (best epoch, validation loss, ...)."""
 
     policy: Policy

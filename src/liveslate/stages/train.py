@@ -131,5 +131,5 @@ def main(policy: PolicyOption, params: ParamsOption = Path("params.yaml"), progr
         summary = "; valid choice log-lik " + ", ".join(
             f"{name} {entry['value']:.3f}" if entry["value"] is not None else f"{name} -inf"
             for name, entry in choice.items())
-    say(f"train {policy}: {len(result.history)} evaluations, best {result.metrics} → {model_dir}, "
-        f"registered {p.tracking.registered_model} v{version.version}{summary}")
+    say(f"train {policy}: {len(result.history)} evaluations → {model_dir}, registered "
+        f"{p.tracking.registered_model} v{version.version}{summary}")
