@@ -74,43 +74,50 @@ def _set(frame: pd.DataFrame, column: str, rows: list[int], values: list) -> pd.
     return out
 
 
-# name → (how the good frame is broken, {failing expectation: flagged rows}, extra config)
+# name → (how the good frame is broken, {failing expectation: flagged rows})
 ROW_CASES = {
     "propensity above 1": (
-        lambda f: _set(f, "propensity", [3], [1.5]), {f"{BETWEEN}(propensity)": [3]}, {}),
+        lambda f: _set(f, "propensity", [3], [1.5]), {f"{BETWEEN}(propensity)": [3]}),
     "slate probability 0": (
-        lambda f: _set(f, "slate_probability", [4, 5], [0.0, 0.25]), {f"{BETWEEN}(slate_probability)": [4]}, {}),
+        lambda f: _set(f, "slate_probability", [4, 5], [0.0, 0.25]), {f"{BETWEEN}(slate_probability)": [4]}),
     "reward negative or above reward_max": (
-        lambda f: _set(f, "reward", [5, 6], [-1.0, 2.0]), {f"{BETWEEN}(reward)": [5, 6]}, {}),
+        lambda f: _set(f, "reward", [5, 6], [-1.0, 2.0]), {f"{BETWEEN}(reward)": [5, 6]}),
     "position -1": (
-        lambda f: _set(f, "position", [7], [-1]), {f"{BETWEEN}(position)": [7]}, {}),
+        lambda f: _set(f, "position", [7], [-1]), {f"{BETWEEN}(position)": [7]}),
     "click -1": (
-        lambda f: _set(f, "click", [8], [-1]), {"expect_column_values_to_be_in_set(click)": [8]}, {}),
+        lambda f: _set(f, "click", [8], [-1]), {"expect_column_values_to_be_in_set(click)": [8]}),
     "room differs from the item's catalogue room": (
         lambda f: _set(f, "room_id", [6], ["women"]),
-        {"expect_column_pair_values_to_be_equal(room_id, catalog_room_id)": [6]}, {}),
+        {"expect_column_pair_values_to_be_equal(room_id, catalog_room_id)": [6]}),
     "numeric context inf or implausible": (
         lambda f: _set(f, "ctx_viewer_age", [7, 8, 9], [np.inf, -2.0e6, np.nan]),
-        {f"{BETWEEN}(ctx_viewer_age)": [7, 8]}, {}),  # NaN = not observed, allowed
+        {f"{BETWEEN}(ctx_viewer_age)": [7, 8]}),  # NaN = not observed, allowed
     "partition date not a day": (
         lambda f: _set(f, "partition_date", [9], ["2019/11/24"]),
-        {"expect_column_values_to_match_regex(partition_date)": [9]}, {}),
+        {"expect_column_values_to_match_regex(partition_date)": [9]}),
     "ts before its partition": (
         lambda f: _set(f, "partition_date", [10], ["2019-11-25"]),
-        {"expect_column_pair_values_a_to_be_greater_than_b(ts, partition_start)": [10]}, {}),
+        {"expect_column_pair_values_a_to_be_greater_than_b(ts, partition_start)": [10]}),
     "ts after its partition": (
         lambda f: _set(f, "partition_date", [11], ["2019-11-23"]),
-        {"expect_column_pair_values_a_to_be_greater_than_b(partition_end, ts)": [11]}, {}),
+        {"expect_column_pair_values_a_to_be_greater_than_b(partition_end, ts)": [11]}),
 }
 
 
 @pytest.mark.parametrize("case", list(ROW_CASES))
 def test_a_row_broken_one_way_fails_that_expectation_only(case, good, catalog, good_outcomes):
-    breaker, expected, _ = ROW_CASES[case]
+    breaker, expected = ROW_CASES[case]
     outcomes = check_logs(breaker(good), catalog)
     for key in expected:
         assert good_outcomes[key].success, f"{key} must pass on the good frame"
     assert failed(outcomes) == expected
+
+
+def test_rows_without_a_partition_are_not_checked_against_one(good, catalog):
+    # a source that is not partitioned by day leaves partition_date null: any ts is fine there
+    mixed = _set(good, "partition_date", [1, 2], [None, None])
+    mixed = _set(mixed, "ts", [1], [pd.Timestamp("2020-01-01", tz="UTC")])
+    assert failed(check_logs(mixed, catalog)) == {}
 
 
 def test_every_required_column_has_a_not_null_check(good, catalog):
