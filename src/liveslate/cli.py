@@ -10,6 +10,7 @@ import typer
 
 from liveslate.stages import collect, fetch_data, ingest, ope_benchmark, split, train, validate
 from liveslate.stages import backtest, evaluate, rollback, select
+from liveslate.stages import kg
 
 app = typer.Typer(
     name="liveslate",
@@ -23,6 +24,7 @@ app.command("fetch-data")(fetch_data.main)
 app.command("ingest")(ingest.main)
 app.command("validate")(validate.main)
 app.command("split")(split.main)
+app.command("kg")(kg.main)
 app.command("train")(train.main)
 app.command("ope-benchmark")(ope_benchmark.main)
 app.command("collect")(collect.main)
