@@ -15,7 +15,7 @@ import pandas as pd
 from liveslate.config import ValidateConfig
 from liveslate.data.expectations import catalog_expectations, log_expectations, prepare_logs
 from liveslate.data.obd import log_path, read_obd_catalog, read_obd_log
-from liveslate.data.validate import ExpectationOutcome, _gx_context, run_suite
+from liveslate.data.validate import ExpectationOutcome, gx_context, run_suite
 
 DATA = Path(__file__).parent / "data"
 OBD = DATA / "obd"
@@ -43,13 +43,13 @@ def check_logs(logs: pd.DataFrame, catalog: pd.DataFrame,
     """Run only the logs suite on ``logs`` (against the whole ``catalog``)."""
     prepared = prepare_logs(logs, catalog)
     spec = log_expectations(config, prepared, catalog["item_id"].astype(str).tolist())
-    return outcomes_by_key(run_suite(_gx_context(), prepared, spec))
+    return outcomes_by_key(run_suite(gx_context(), prepared, spec))
 
 
 def check_catalog(catalog: pd.DataFrame, config: ValidateConfig = ValidateConfig()) -> dict[str, ExpectationOutcome]:
     """Run only the catalogue suite on ``catalog``."""
     frame = catalog.reset_index(drop=True)
-    return outcomes_by_key(run_suite(_gx_context(), frame, catalog_expectations(config, frame)))
+    return outcomes_by_key(run_suite(gx_context(), frame, catalog_expectations(config, frame)))
 
 
 def failed(outcomes: dict[str, ExpectationOutcome]) -> dict[str, list[int]]:

@@ -47,7 +47,6 @@ PARTITION_COLUMN = "partition_date"
 CATALOG_ROOM_COLUMN = "catalog_room_id"
 PARTITION_START_COLUMN = "partition_start"
 PARTITION_END_COLUMN = "partition_end"
-DERIVED_COLUMNS = (CATALOG_ROOM_COLUMN, PARTITION_START_COLUMN, PARTITION_END_COLUMN)
 
 # Accepted dtypes, as written by ``str(series.dtype)``; ``*`` matches any text (the unit).
 # pandas 3 reads text as "str" (NaN-backed) and the canonical tables use "string" (NA-backed).

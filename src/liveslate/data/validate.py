@@ -97,6 +97,8 @@ class TableValidation:
 
 @dataclass(frozen=True)
 class ValidationResult:
+    """The verdict on both tables; the stage passes when ``failures()`` is empty."""
+
     logs: TableValidation
     catalog: TableValidation
     max_reject_share: float
@@ -163,7 +165,7 @@ def reject_messages(table: TableValidation) -> list[str]:
 # --------------------------------------------------------------------------- GX
 
 
-def _gx_context() -> Any:
+def gx_context() -> Any:
     """An ephemeral GX context (in memory only) without progress bars."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -286,7 +288,7 @@ def validate_tables(logs: pd.DataFrame, catalog: pd.DataFrame, config: ValidateC
 
     ``logs_source`` / ``catalog_source`` name the input files in messages.
     """
-    context = _gx_context()
+    context = gx_context()
     catalog = catalog.reset_index(drop=True)
     catalog_result = validate_table(context, catalog_source, catalog, catalog,
                                     catalog_expectations(config, catalog), id_column="item_id")
