@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from liveslate.ope.bootstrap import BootstrapConfig
-from liveslate.ope.estimators import DR, SNIPS, estimate_all, DM, IPS
-from liveslate.ope.inputs import ActionDist, EvaluationProbability, LoggedRows, RewardPredictions, align
+from liveslate.ope.estimators import DM, DR, IPS, SNIPS, estimate_all
+from liveslate.ope.inputs import ActionDist, LoggedRows, RewardPredictions, align
 from ope_synthetic import draw, make_bandit
 
 FAST = BootstrapConfig(n_resamples=100, confidence=0.95, seed=3)

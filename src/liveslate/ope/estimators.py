@@ -58,6 +58,12 @@ class EstimateResult:
     ``confidence``; ess: effective sample size (Σw)² / Σw² of the estimator's effective
     weights (n for DM, which weights every row equally); outside_reward_range: the
     value lies outside the reward range, so it must not be used as a policy value.
+
+    The bootstrap resamples impressions with the reward model held fixed. For the DR
+    family that is the usual practice (cross-fitting keeps the correction honest); DM's
+    interval, however, then shows only the sampling noise of the contexts, not the
+    model's own error, and is far too narrow — read DM's point estimate, not its interval
+    (the cross-policy benchmark refits the model per resample and shows DM's real spread).
     """
 
     estimator: str
