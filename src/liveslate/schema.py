@@ -80,7 +80,10 @@ def coerce_logs(frame: pd.DataFrame) -> pd.DataFrame:
     for column, dtype in LOG_DTYPES.items():
         if column == "ts":
             out[column] = pd.to_datetime(out[column], utc=True)
-        elif dtype != "object":
+        elif dtype == "object":
+            # an all-null column read from an empty file arrives as float64; lists need object
+            out[column] = out[column].astype("object").where(out[column].notna(), None)
+        else:
             out[column] = out[column].astype(dtype)
     ordered = list(LOG_DTYPES) + context_columns(out)
     extra = [c for c in out.columns if c not in ordered]
