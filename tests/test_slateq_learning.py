@@ -11,8 +11,8 @@ import torch
 from liveslate.config import SlateQConfig
 from liveslate.policies.choice_model import choice_logits, choice_probabilities
 from liveslate.policies.slate_optim import optimise_slates
+from liveslate.policies.training import NonFiniteLossError
 from liveslate.policies.slateq_training import (  # noqa: I001
-    NonFiniteLossError,
     SlateTransitions,
     build_networks,
     slate_instance,
@@ -182,7 +182,7 @@ def test_non_finite_loss_names_the_step_and_term():
                        np.full((4, 1), np.nan))
     config = SlateQConfig(gamma=0.0, hidden=4, embedding_dim=2)
     nets = build_networks(config, [1], 0, 1, n_positions=1)
-    with pytest.raises(NonFiniteLossError, match="update step 7: loss term 'loss'"):
+    with pytest.raises(NonFiniteLossError, match="step 7: loss term 'loss' is nan"):
         slateq_update(nets, make_optimizer(nets, config), data, config, step=7)
 
 

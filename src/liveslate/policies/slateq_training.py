@@ -10,13 +10,13 @@ One update = one minibatch of logged impressions:
    optimiser picks among the next candidates (``"q_learning"``); terminal rows use y = r;
 3. Polyak averaging of the target value network.
 The two losses touch disjoint parameters, so one optimiser on their sum trains both.
-A non-finite loss stops training with ``NonFiniteLossError`` naming the step and the term.
+A non-finite loss stops training with ``training.NonFiniteLossError`` naming the step and the term.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import time
 from dataclasses import dataclass, field, fields
 
 import numpy as np
@@ -28,10 +28,7 @@ from liveslate.config import SlateQConfig
 from liveslate.policies.choice_model import choice_logits, choice_nll, choice_probabilities
 from liveslate.policies.slate_optim import SlateInstance, optimise_slates
 from liveslate.policies.slateq_networks import ChoiceModel, ItemValue, PairwiseScore
-
-
-class NonFiniteLossError(RuntimeError):
-    """A loss term became NaN or infinite; the message names the update step and the term."""
+from liveslate.policies.training import Checkpoint, EarlyStopping, check_finite
 
 
 @dataclass(frozen=True)
@@ -195,12 +192,6 @@ def losses(nets: SlateQNetworks, batch: SlateTransitions, config: SlateQConfig) 
     return {"loss": choice_loss + td, "choice_nll": choice_loss, "td_error": td}
 
 
-def _finite(terms: dict[str, torch.Tensor], step: int) -> None:
-    for name, value in terms.items():
-        if not bool(torch.isfinite(value).all()):
-            raise NonFiniteLossError(f"update step {step}: loss term '{name}' is not finite ({float(value.detach())})")
-
-
 @torch.no_grad()
 def polyak_update(online: nn.Module, target: nn.Module, tau: float) -> None:
     for target_param, param in zip(target.parameters(), online.parameters()):
@@ -216,12 +207,12 @@ def slateq_update(nets: SlateQNetworks, optimizer: torch.optim.Optimizer, batch:
                   config: SlateQConfig, step: int) -> dict[str, float]:
     """One gradient step on ``batch`` and a Polyak step of the target; returns the loss terms."""
     terms = losses(nets, batch, config)
-    _finite(terms, step)
+    numbers = {name: check_finite(value, step, name) for name, value in terms.items()}
     optimizer.zero_grad(set_to_none=True)
     terms["loss"].backward()
     optimizer.step()
     polyak_update(nets.value, nets.target, config.tau)
-    return {name: float(value.detach()) for name, value in terms.items()}
+    return numbers
 
 
 @torch.no_grad()
@@ -259,52 +250,98 @@ def initialise_levels(nets: SlateQNetworks, train: SlateTransitions) -> None:
 
 @dataclass
 class SlateQTrainResult:
-    """Learning curves (one row per evaluation) and the kept (best-validation) evaluation."""
+    """Learning curves (one record per evaluation), the kept evaluation and the run's outcome."""
 
-    curves: list[dict[str, float]] = field(default_factory=list)
-    best: dict[str, float] = field(default_factory=dict)
-    steps: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_step: int = -1
+    best_valid_loss: float = float("nan")
+    steps_run: int = 0
+    stopped_early: bool = False
+    updates_per_second: float = 0.0
 
 
 def train_slateq(nets: SlateQNetworks, train: SlateTransitions, config: SlateQConfig, seed: int,
                  valid: SlateTransitions | None = None, progress: bool = True,
-                 on_eval: Callable[[dict[str, float]], None] | None = None) -> SlateQTrainResult:
-    """Run ``config.steps`` updates on minibatches drawn by seeded shuffling of ``train``.
+                 stopper: EarlyStopping | None = None, checkpoint: Checkpoint | None = None) -> SlateQTrainResult:
+    """Run up to ``config.steps`` updates on minibatches drawn uniformly (with replacement, seeded).
 
-    Every ``eval_every`` steps (and at the end) losses on train and valid are recorded; the
-    weights with the lowest validation loss (train loss when there is no valid set) are
-    restored at the end, target network included.
+    Every ``eval_every`` updates (and at the last) a record is appended to the history: the
+    step, the mean of each loss term since the previous record, the update throughput and,
+    with ``valid``, the validation loss terms. The weights of the record with the lowest
+    validation loss (the training means without ``valid``) are restored at the end, target
+    network included. With ``stopper`` training stops after ``patience`` records without
+    improvement; with ``checkpoint`` the state after each record is saved and an interrupted
+    run resumes from it, drawing the minibatches it would have drawn.
     """
     if len(train) == 0:
         raise ValueError("train transitions: empty (expected at least one impression)")
-    torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     initialise_levels(nets, train)
     optimizer = make_optimizer(nets, config)
     modules = nets.modules()
+    batch_size = min(config.batch_size, len(train))
     result = SlateQTrainResult()
-    best_loss, best_state = float("inf"), None
-    order = torch.randperm(len(train), generator=generator)
-    cursor = 0
-    for step in tqdm(range(1, config.steps + 1), desc="slateq", disable=not progress, mininterval=2.0):
-        if cursor + config.batch_size > len(train) and cursor > 0:
-            order, cursor = torch.randperm(len(train), generator=generator), 0
-        rows = order[cursor: cursor + config.batch_size]
-        cursor += config.batch_size
-        slateq_update(nets, optimizer, train.take(rows), config, step)
-        if step % config.eval_every == 0 or step == config.steps:
-            row: dict[str, float] = {"step": float(step)}
-            row.update({f"train_{k}": v for k, v in evaluate(nets, train, config).items()})
+    best_loss, best_state = float("inf"), copy.deepcopy(modules.state_dict())
+    first_step, update_seconds = 1, 0.0
+    saved = checkpoint.load() if checkpoint is not None else None
+    if saved is not None:
+        modules.load_state_dict(saved["modules"])
+        optimizer.load_state_dict(saved["optimizer"])
+        generator.set_state(saved["generator"])
+        best_state, best_loss = saved["best_modules"], float(saved["best_loss"])
+        result.history = [dict(row) for row in saved["history"]]
+        result.best_step = int(saved["best_step"])
+        update_seconds = float(saved["update_seconds"])
+        if stopper is not None:
+            stopper.restore(saved["stopper"])
+        first_step = int(saved["step"]) + 1
+
+    sums: dict[str, float] = {}
+    count, window_seconds, last_step = 0, 0.0, first_step - 1
+    bar = tqdm(total=config.steps, initial=first_step - 1, desc="train slateq", disable=not progress,
+               unit="update", mininterval=2.0)
+    try:
+        for step in range(first_step, config.steps + 1):
+            if stopper is not None and stopper.should_stop:
+                break
+            tick = time.perf_counter()
+            rows = torch.randint(len(train), (batch_size,), generator=generator)
+            stats = slateq_update(nets, optimizer, train.take(rows), config, step)
+            elapsed = time.perf_counter() - tick
+            update_seconds += elapsed
+            window_seconds += elapsed
+            last_step = step
+            bar.update(1)
+            for key, value in stats.items():
+                sums[key] = sums.get(key, 0.0) + value
+            count += 1
+            if step % config.eval_every and step != config.steps:
+                continue
+            record = {"step": float(step), **{f"train_{k}": v / count for k, v in sums.items()},
+                      "updates_per_second": count / max(window_seconds, 1e-9)}
+            sums, count, window_seconds = {}, 0, 0.0
             if valid is not None and len(valid):
-                row.update({f"valid_{k}": v for k, v in evaluate(nets, valid, config).items()})
-            result.curves.append(row)
-            if on_eval is not None:
-                on_eval(row)
-            monitored = row.get("valid_loss", row["train_loss"])
+                for key, value in evaluate(nets, valid, config).items():
+                    record[f"valid_{key}"] = check_finite(value, step, f"valid_{key}")
+            result.history.append(record)
+            monitored = record.get("valid_loss", record["train_loss"])
             if monitored < best_loss:
-                best_loss, result.best = monitored, dict(row)
+                best_loss, result.best_step = monitored, step
                 best_state = copy.deepcopy(modules.state_dict())
-    if best_state is not None:
-        modules.load_state_dict(best_state)
-    result.steps = config.steps
+            if stopper is not None:
+                stopper.update(monitored, step)
+                bar.set_postfix(loss=f"{monitored:.5f}", best_step=result.best_step)
+            if checkpoint is not None:
+                checkpoint.save({"step": step, "modules": modules.state_dict(), "optimizer": optimizer.state_dict(),
+                                 "generator": generator.get_state(), "best_modules": best_state,
+                                 "best_loss": best_loss, "best_step": result.best_step, "history": result.history,
+                                 "update_seconds": update_seconds,
+                                 "stopper": stopper.state() if stopper is not None else {}})
+    finally:
+        bar.close()
+    modules.load_state_dict(best_state)
+    result.best_valid_loss = best_loss
+    result.steps_run = last_step
+    result.stopped_early = last_step < config.steps
+    result.updates_per_second = last_step / max(update_seconds, 1e-9) if last_step else 0.0
     return result
