@@ -174,13 +174,34 @@ def _ope_rows(counts: dict[str, Any], details: dict[str, Any]) -> str:
     return f"the rows logged by {_e(', '.join(chosen))} only: {rows} (params <code>evaluate.ope_logging_policies</code>)"
 
 
-def render(evaluation: dict[str, Any], details: dict[str, Any], backtest: dict[str, Any] | None = None,
-           selection: dict[str, Any] | None = None) -> str:
-    """The whole HTML page."""
-    primary = details["primary"]
-    estimators = details["estimators"]
-    counts = evaluation["counts"]
+def figures(evaluation: dict[str, Any], details: dict[str, Any],
+            backtest: dict[str, Any] | None = None) -> dict[str, bytes]:
+    """Every figure of the report as PNG bytes, keyed by file name (also written to plots/ for DVC)."""
+    primary, estimators = details["primary"], details["estimators"]
     policies = evaluation["policies"]
+    sources = {"test split": policies}
+    if backtest and backtest.get("policies"):
+        sources["backtest (pooled days)"] = backtest["policies"]
+    out = {
+        "ranking.png": plots.ranking_figure(sources),
+        "policy_values.png": plots.policy_values_figure(policies, evaluation.get("logging", {}), estimators, primary),
+        "per_position.png": plots.per_position_figure(details.get("per_position_primary", {}), primary,
+                                                      details.get("logging_by_position")),
+        "estimator_agreement.png": plots.estimator_agreement_figure(policies, estimators, primary),
+    }
+    kg = details.get("kg_effect")
+    if kg and kg.get("with") in policies and kg.get("without") in policies:
+        out["kg_effect.png"] = plots.kg_effect_figure(policies[kg["with"]], policies[kg["without"]],
+                                                      kg["differences"], primary, (kg["with"], kg["without"]))
+    return out
+
+
+def render(evaluation: dict[str, Any], details: dict[str, Any], backtest: dict[str, Any] | None = None,
+           selection: dict[str, Any] | None = None, rendered: dict[str, bytes] | None = None) -> str:
+    """The whole HTML page; ``rendered`` = :func:`figures` output when already computed."""
+    rendered = rendered if rendered is not None else figures(evaluation, details, backtest)
+    primary = details["primary"]
+    counts = evaluation["counts"]
     sections = [
         "<h1>liveslate — policy evaluation</h1>",
         f"<p>Test split: <b>{counts['rows']:,}</b> logged rows, {counts['impressions']:,} impressions, "
@@ -197,16 +218,14 @@ def render(evaluation: dict[str, Any], details: dict[str, Any], backtest: dict[s
         sections.append("<p class='note'>Not evaluated: " + "; ".join(
             f"{_e(k)} — {_e(v)}" for k, v in details["skipped"].items()) + "</p>")
     sections += ["<h2>Ranking metrics and lift over DeepFM</h2>", poster_table(evaluation, details)]
-    sources = {"test split": policies}
-    if backtest and backtest.get("policies"):
-        sources["backtest (pooled days)"] = backtest["policies"]
-    sections.append(_figure(plots.ranking_figure(sources),
+    with_backtest = bool(backtest and backtest.get("policies"))
+    sections.append(_figure(rendered["ranking.png"],
                             "MRR and Hit@1 with their intervals; blue: learned, grey: reference, red: the champion "
                             "re-evaluated." + (" Circles: test split; squares: rolling-origin backtest."
-                                               if len(sources) > 1 else "")))
+                                               if with_backtest else "")))
     sections += [
         "<h2>Policy value by estimator</h2>",
-        _figure(plots.policy_values_figure(policies, evaluation.get("logging", {}), estimators, primary),
+        _figure(rendered["policy_values.png"],
                 "Expected clicks per 100 shown slots, each off-policy estimator with its bootstrap interval; dashed "
                 "and dotted lines: the logging policies' on-policy values in the test split (the bar a challenger must "
                 "clear)."),
@@ -214,21 +233,19 @@ def render(evaluation: dict[str, Any], details: dict[str, Any], backtest: dict[s
         "<details><summary>All estimates with intervals and effective sample sizes</summary>"
         + estimator_table(evaluation, details) + "</details>",
         "<h2>Per-position breakdown</h2>",
-        _figure(plots.per_position_figure(details.get("per_position_primary", {}), primary,
-                                          details.get("logging_by_position")),
+        _figure(rendered["per_position.png"],
                 f"{_e(primary)} restricted to the rows logged at each slate position; a position effect shows as a "
                 "common slope."),
         "<h2>Estimator agreement</h2>",
-        _figure(plots.estimator_agreement_figure(policies, estimators, primary),
+        _figure(rendered["estimator_agreement.png"],
                 "Where the estimators disagree, the importance weights or the reward model are doing the talking: "
                 "IPS-type estimators swing with rare large weights, DM inherits the reward model's bias, DR and its "
                 "variants sit between."),
     ]
     kg = details.get("kg_effect")
-    if kg and kg.get("with") in policies and kg.get("without") in policies:
+    if "kg_effect.png" in rendered:
         sections += ["<h2>Effect of the KG item vectors</h2>",
-                     _figure(plots.kg_effect_figure(policies[kg["with"]], policies[kg["without"]], kg["differences"],
-                                                    primary, (kg["with"], kg["without"])),
+                     _figure(rendered["kg_effect.png"],
                              f"{_e(kg['with'])} and {_e(kg['without'])} differ only in the KG item vector field. "
                              "Δ = paired difference (with − without) and its interval; an interval across 0 means the "
                              "test split cannot tell them apart.")]

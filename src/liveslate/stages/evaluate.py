@@ -21,7 +21,7 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
     import pandas as pd
     from tqdm import tqdm
 
-    from liveslate.evaluation import plots, report
+    from liveslate.evaluation import report
     from liveslate.evaluation.evaluate import EvaluationSetup, evaluate_policy, evaluation_payload, logging_values, \
         prepare_split, split_counts
     from liveslate.evaluation.policy_set import load_trained, load_version, matching_version, reference_policy
@@ -92,20 +92,12 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
 
     write_json(project.metrics / "evaluation.json", payload)
     write_json(project.artifacts / DETAILS, details)
-    figures = {
-        "policy_values.png": plots.policy_values_figure(payload["policies"], payload["logging"], details["estimators"],
-                                                        setup.primary),
-        "per_position.png": plots.per_position_figure(details["per_position_primary"], setup.primary,
-                                                      details["logging_by_position"]),
-        "estimator_agreement.png": plots.estimator_agreement_figure(payload["policies"], details["estimators"],
-                                                                    setup.primary),
-        "ranking.png": plots.ranking_figure({"test split": payload["policies"]}),
-    }
+    figures = report.figures(payload, details, backtest)
     for name, png in figures.items():
         target = project.plots / "evaluation" / name
         with atomic_path(target) as tmp_png:
             tmp_png.write_bytes(png)
-    write_text(project.reports / "evaluation.html", report.render(payload, details, backtest, preview))
+    write_text(project.reports / "evaluation.html", report.render(payload, details, backtest, preview, figures))
 
     with stage_run(project.root, p, "evaluate", p.evaluate, input_paths=tuple(paths.values())) as mlflow:
         for name, row in payload["policies"].items():
