@@ -24,6 +24,9 @@ from liveslate.policies.base import Policy
 from liveslate.policies.registry import CONFIG_FILE, ENCODERS_FILE, WEIGHTS_FILE, load_policy
 
 POLICY_FILES = (CONFIG_FILE, WEIGHTS_FILE, ENCODERS_FILE)
+# Registry versions compared with a local policy directory: train registers right after saving,
+# so the match is the newest version; older ones are only read if that one was lost.
+MATCH_DEPTH = 10
 
 
 def reference_policy(name: str, index: pd.Index, train_logs: pd.DataFrame, prior_path: Path, params: Any,
@@ -84,16 +87,18 @@ def load_trained(models_dir: Path, names: tuple[str, ...]) -> TrainedPolicies:
 def matching_version(registry: Registry, policy: str, directory: Path) -> RegisteredVersion | None:
     """The newest registry version of ``policy`` whose artefacts equal the files in ``directory``.
 
-    Versions are tried newest first (the train stage registers the one it just wrote);
-    None when no registered version holds these exact files.
+    Versions are tried newest first (the train stage registers the one it just wrote), at
+    most ``MATCH_DEPTH`` of them; None when none of them holds these exact files.
     """
+    from mlflow.exceptions import MlflowException
+
     local = policy_fingerprint(directory)
-    for version in registry.versions_of(policy):
+    for version in registry.versions_of(policy)[:MATCH_DEPTH]:
         with tempfile.TemporaryDirectory(prefix="liveslate-version-") as tmp:
             try:
                 remote = policy_fingerprint(registry.download(version, Path(tmp)))
-            except (RegistryError, FileNotFoundError, OSError):
-                continue
+            except (MlflowException, RegistryError, FileNotFoundError, OSError):
+                continue  # an unreadable version cannot be the one whose files we hold
         if remote == local:
             return version
     return None

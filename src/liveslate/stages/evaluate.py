@@ -21,6 +21,8 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
     import pandas as pd
     from tqdm import tqdm
 
+    from mlflow.exceptions import MlflowException
+
     from liveslate.evaluation import report
     from liveslate.evaluation.evaluate import EvaluationSetup, evaluate_policy, evaluation_payload, logging_values, \
         prepare_split, split_counts
@@ -64,7 +66,7 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
                 champion = load_version(registry, incumbent, Path(tmp))
                 champion.name = "champion"
                 policies["champion"] = champion
-            except (RegistryError, FileNotFoundError, ValueError, OSError) as error:
+            except (MlflowException, RegistryError, FileNotFoundError, ValueError, OSError) as error:
                 skipped["champion"] = f"{incumbent.label()} could not be loaded from {incumbent.source}: {error}"
         try:
             split = prepare_split(test, catalog, index, p.ope, p.seed, p.evaluate.ope_logging_policies)
