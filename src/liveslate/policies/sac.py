@@ -53,7 +53,8 @@ class SacPolicy(Policy):
 
     architecture: {"cardinalities": [context field cardinalities], "numeric_dim": int,
     "n_items": int, "embedding_dim": int, "hidden": int, "kg_dim": int (0 = no KG vectors),
-    "alpha_mode": "auto"|"fixed", "alpha_init": float}.
+    "alpha_mode": "auto"|"fixed", "alpha_init": float, "reward_scale": float (the critics
+    learnt rewards divided by it)}.
     """
 
     kind: ClassVar[str] = "sac"
@@ -102,10 +103,12 @@ class SacPolicy(Policy):
         return self._chunks(contexts, candidates, log_pi)
 
     def q_values(self, contexts: pd.DataFrame, candidates: Candidates) -> np.ndarray:
-        """[n, m] min(Q1, Q2)(x, j): the conservative critics' value of each candidate; masked −inf."""
+        """[n, m] min(Q1, Q2)(x, j) in reward units: the conservative critics' value of each candidate; masked −inf."""
+        scale = float(self.architecture.get("reward_scale", 1.0))
+
         def q_min(codes, values, items, mask):
             return torch.minimum(self.nets.critic1(codes, values, items), self.nets.critic2(codes, values, items))
-        return self._chunks(contexts, candidates, q_min)
+        return self._chunks(contexts, candidates, q_min) * scale
 
     @property
     def alpha(self) -> float:

@@ -22,6 +22,10 @@ import torch
 from torch import nn
 
 
+# Catalogues up to this size are scored whole (cheaper than finding a batch's distinct items).
+_WHOLE_CATALOGUE_MAX = 4096
+
+
 class ContextTower(nn.Module):
     """Categorical field embeddings (concatenated) and numeric features → ``[B, hidden]``."""
 
@@ -72,7 +76,8 @@ class ItemScorer(nn.Module):
 
     score(x, i) = ⟨c(x), e(i)⟩ + b_item(i) + b_context(x): a two-tower form whose cost per
     (row, candidate) pair is one dot product, so a room of 80 candidates costs little more
-    than one of 3. The item tower runs once per distinct item of the batch. The context
+    than one of 3. The item tower runs once per item of a small catalogue (once per distinct
+    item of the batch for a large one), and the dot products are one matrix product. The context
     bias lets a critic learn that some contexts click more than others; it cancels in the
     actor's softmax.
     """
@@ -85,13 +90,19 @@ class ItemScorer(nn.Module):
         self.item_bias = nn.Embedding(n_items, 1)
         nn.init.zeros_(self.item_bias.weight)
         self.context_bias = nn.Linear(hidden, 1)
+        self.n_items = n_items
 
     def forward(self, codes: torch.Tensor, numeric: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        context = self.context(codes, numeric)                           # [B, H]
-        distinct, inverse = torch.unique(items, return_inverse=True)     # [U], [B, m]
-        item = self.item(distinct)[inverse]                              # [B, m, H]
-        interaction = (item * context.unsqueeze(1)).sum(dim=-1)          # [B, m]
-        return interaction + self.item_bias(items).squeeze(-1) + self.context_bias(context)
+        context = self.context(codes, numeric)                                   # [B, H]
+        if self.n_items <= _WHOLE_CATALOGUE_MAX:
+            distinct = torch.arange(self.n_items, device=items.device)           # [U = n_items]
+            inverse = items
+        else:
+            distinct, inverse = torch.unique(items, return_inverse=True)         # [U], [B, m]
+        # One [B, H] × [H, U] product, then a gather: never materialises a [B, m, H] tensor,
+        # and the item embeddings' backward sees U indices instead of B·m.
+        every = context @ self.item(distinct).T + self.item_bias(distinct).T     # [B, U]
+        return every.gather(1, inverse) + self.context_bias(context)             # [B, m]
 
 
 class SacNetworks(nn.Module):

@@ -5,10 +5,16 @@ impression's context and candidate set, the action the logged item, the reward i
 reward; the next state is the session's next impression (its context and candidates),
 and the last impression of a session — every impression of one-step logs such as OBD —
 is terminal, so its target is the reward alone.
+
+With ``normalize_rewards`` the networks learn on rewards divided by their training
+standard deviation (``reward_scale``, saved with the policy), so the temperature and the
+CQL weight mean the same for sparse clicks and for purchase values; validation TD errors
+are in those units too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -80,6 +86,12 @@ def train_sac_policy(data: TrainingData, params: Params, run: TrainRun) -> Train
                                                where="train split"), "train split")
     valid = item_transitions(build_transitions(data.valid, encoder, data.index, data.slate_size, data.catalog,
                                                where="valid split"), "valid split")
+    reward_scale = 1.0
+    if config.normalize_rewards:
+        spread = float(train.reward.double().std(unbiased=False))
+        reward_scale = spread if np.isfinite(spread) and spread > 0 else 1.0
+        train = dataclasses.replace(train, reward=train.reward / reward_scale)
+        valid = dataclasses.replace(valid, reward=valid.reward / reward_scale)
     vectors = torch.from_numpy(np.asarray(data.item_vectors, dtype=np.float32)) if config.use_kg else None
     architecture: dict[str, Any] = {
         "cardinalities": encoder.cardinalities,
@@ -90,6 +102,7 @@ def train_sac_policy(data: TrainingData, params: Params, run: TrainRun) -> Train
         "kg_dim": int(vectors.shape[1]) if vectors is not None else 0,
         "alpha_mode": config.alpha_mode,
         "alpha_init": config.alpha_init,
+        "reward_scale": reward_scale,
     }
     torch.manual_seed(data.seed)
     nets = build_sac_networks(architecture, vectors)
@@ -102,13 +115,16 @@ def train_sac_policy(data: TrainingData, params: Params, run: TrainRun) -> Train
         "steps_run": result.steps_run,
         "best_step": result.best_step,
         "stopped_early": result.stopped_early,
-        "valid_td_mse": result.best_valid_loss,
+        "valid_critic_loss": result.best_valid_loss,
+        "valid_td_mse": best.get("valid_td_mse", float("nan")),
+        "valid_cql": best.get("valid_cql", float("nan")),
         "valid_entropy": best.get("valid_entropy", float("nan")),
         "valid_policy_q": best.get("valid_policy_q", float("nan")),
         "alpha": policy.alpha,
         "train_transitions": len(train),
         "valid_transitions": len(valid),
         "terminal_share": float(train.done.float().mean()),
+        "reward_scale": reward_scale,
         "use_kg": config.use_kg,
     }
     return TrainResult(policy=policy, history=result.history, metrics=metrics)

@@ -202,15 +202,17 @@ def sac_update(nets: SacNetworks, optimizers: SacOptimizers, batch: TransitionTe
 @torch.no_grad()
 def evaluate_transitions(nets: SacNetworks, data: TransitionTensors, config: SacConfig,
                          batch_size: int = 4096) -> dict[str, float]:
-    """Held-out diagnostics: critic TD error, actor entropy and the critic's value of the actor.
+    """Held-out diagnostics: critic objective, actor entropy and the critic's value of the actor.
 
-    td_mse: mean (Q1(s, a) − y)²; entropy: mean H(π(·|s)) in nats; policy_q: mean Σ π Q1,
-    the critic's estimate of the actor's one-step value (an optimistic, model-based number).
+    td_mse: mean (Q1(s, a) − y)²; cql: mean CQL(H) penalty of Q1; critic_loss: td_mse +
+    cql_weight · cql, the first critic's training objective on held-out rows (the early-
+    stopping criterion); entropy: mean H(π(·|s)) in nats; policy_q: mean Σ π Q1, the
+    critic's estimate of the actor's one-step value (a model-based, optimistic number).
     """
     if len(data) == 0:
         return {}
     alpha = nets.alpha()
-    totals = {"td_mse": 0.0, "entropy": 0.0, "policy_q": 0.0}
+    totals = {"td_mse": 0.0, "cql": 0.0, "entropy": 0.0, "policy_q": 0.0}
     for start in range(0, len(data), batch_size):
         batch = data.take(torch.arange(start, min(start + batch_size, len(data))))
         target = td_target(batch.reward, batch.done, config.gamma, _next_state_value(nets, batch, alpha))
@@ -218,9 +220,12 @@ def evaluate_transitions(nets: SacNetworks, data: TransitionTensors, config: Sac
         policy = policy_terms(nets.actor(batch.codes, batch.numeric, batch.items), batch.mask)
         q_taken = q1.gather(1, batch.action.unsqueeze(1)).squeeze(1)
         totals["td_mse"] += float(((q_taken - target) ** 2).sum())
+        totals["cql"] += float(cql_penalty(q1, batch.action, batch.mask)) * len(batch)
         totals["entropy"] += float(policy.entropy.sum())
         totals["policy_q"] += float((policy.probs * q1.masked_fill(~batch.mask, 0.0)).sum())
-    return {k: v / len(data) for k, v in totals.items()}
+    out = {k: v / len(data) for k, v in totals.items()}
+    out["critic_loss"] = out["td_mse"] + config.cql_weight * out["cql"]
+    return out
 
 
 @dataclass
@@ -262,11 +267,13 @@ def train_sac(nets: SacNetworks, train: TransitionTensors, config: SacConfig, se
     """Run up to ``config.steps`` updates on minibatches drawn uniformly (with replacement) from ``train``.
 
     Every ``config.eval_every`` updates (and at the last) one record is appended to the
-    history: the step, the mean of each loss term since the last record and, with ``valid``,
-    ``valid_*`` diagnostics; ``on_record`` receives it too. With ``valid`` and ``stopper``,
-    training stops once the validation TD error (``valid_td_mse``, the one term with a
-    ground truth: the logged rewards) has not improved for ``stopper.patience`` records,
-    and the networks of the best record are returned. With ``checkpoint``, the state after
+    history: the step, the mean of each loss term since the last record, the update
+    throughput over those updates (``updates_per_second``, wall clock of the updates alone)
+    and, with ``valid``, ``valid_*`` diagnostics; ``on_record`` receives it too. With ``valid`` and ``stopper``,
+    training stops once the first critic's held-out objective (``valid_critic_loss`` = TD
+    error + cql_weight · CQL penalty) has not improved for ``stopper.patience`` records, and
+    the networks of the best record are returned. The actor has no held-out loss of its
+    own: offline, only the critics' fit to logged rewards can be checked on held-out rows. With ``checkpoint``, the state after
     each record is saved and an interrupted run resumes from it, drawing the same
     minibatches it would have drawn. Raises NonFiniteLossError naming the step and the term.
     """
@@ -296,6 +303,7 @@ def train_sac(nets: SacNetworks, train: TransitionTensors, config: SacConfig, se
 
     sums: dict[str, float] = {}
     count = 0
+    window_seconds = 0.0
     last_step = first_step - 1
     nets.train()
     bar = tqdm(total=config.steps, initial=first_step - 1, desc="train sac", disable=not progress,
@@ -307,7 +315,9 @@ def train_sac(nets: SacNetworks, train: TransitionTensors, config: SacConfig, se
             tick = time.perf_counter()
             rows = torch.randint(len(train), (batch_size,), generator=generator)
             stats = sac_update(nets, optimizers, train.take(rows), config, step)
-            update_seconds += time.perf_counter() - tick
+            elapsed = time.perf_counter() - tick
+            update_seconds += elapsed
+            window_seconds += elapsed
             last_step = step
             bar.update(1)
             for key, value in stats.items():
@@ -315,17 +325,18 @@ def train_sac(nets: SacNetworks, train: TransitionTensors, config: SacConfig, se
             count += 1
             if step % config.eval_every and step != config.steps:
                 continue
-            record = {"step": float(step), **{k: v / count for k, v in sums.items()}}
-            sums, count = {}, 0
+            record = {"step": float(step), **{k: v / count for k, v in sums.items()},
+                      "updates_per_second": count / max(window_seconds, 1e-9)}
+            sums, count, window_seconds = {}, 0, 0.0
             if valid is not None and len(valid):
                 nets.eval()
                 diagnostics = evaluate_transitions(nets, valid, config)
                 nets.train()
                 record.update({f"valid_{k}": v for k, v in diagnostics.items()})
-                check_finite(record["valid_td_mse"], step, "valid_td_mse")
-                if stopper is not None and stopper.update(record["valid_td_mse"], step):
+                check_finite(record["valid_critic_loss"], step, "valid_critic_loss")
+                if stopper is not None and stopper.update(record["valid_critic_loss"], step):
                     best_state = copy.deepcopy(nets.state_dict())
-                bar.set_postfix(valid_td=f"{record['valid_td_mse']:.5f}", alpha=f"{record['alpha']:.3g}")
+                bar.set_postfix(valid=f"{record['valid_critic_loss']:.4f}", alpha=f"{record['alpha']:.3g}")
             result.history.append(record)
             if on_record is not None:
                 on_record(record)
