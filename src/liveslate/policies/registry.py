@@ -26,6 +26,7 @@ POLICY_KINDS: dict[str, str] = {
     "popularity": "liveslate.policies.reference:PopularityPolicy",
     "deepfm": "liveslate.policies.deepfm:DeepFMPolicy",
     "sac": "liveslate.policies.sac:SacPolicy",
+    "slateq": "liveslate.policies.slateq:SlateQPolicy",
 }
 
 CONFIG_FILE = "config.json"

@@ -17,6 +17,7 @@ TRAINERS: dict[str, str] = {
     "deepfm": "liveslate.policies.deepfm_train:train_deepfm",
     "deepfm_nokg": "liveslate.policies.deepfm_train:train_deepfm",
     "sac": "liveslate.policies.sac_train:train_sac_policy",
+    "slateq": "liveslate.policies.slateq_train:train_slateq_policy",
 }
 
 
