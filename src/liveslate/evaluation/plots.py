@@ -114,7 +114,7 @@ def per_position_figure(per_position: dict[str, dict[str, Any]], primary: str,
     axis.set_ylabel(f"{primary}: clicks per 100 slots")
     axis.set_title(f"{primary} estimate by logged position (black lines: logging policies on-policy)", fontsize=10)
     axis.grid(axis="y", alpha=0.3)
-    axis.legend(fontsize=8, ncol=min(4, len(names)), loc="upper right")
+    axis.legend(fontsize=8, ncol=min(7, len(names)), loc="upper center", bbox_to_anchor=(0.5, -0.1), frameon=False)
     figure.tight_layout()
     return _png(figure)
 
@@ -135,9 +135,12 @@ def estimator_agreement_figure(policies: dict[str, Any], estimators: list[str], 
                 text[i][j] = f"{PERCENT * value:.3f}"
     figure, axis = plt.subplots(figsize=(1.0 * len(estimators) + 2.5, 0.42 * len(names) + 1.4))
     image = axis.imshow(np.log2(np.clip(ratio, 1 / 4, 4)), cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    shade = np.abs(np.log2(np.clip(np.nan_to_num(ratio, nan=1.0), 1 / 4, 4)))
     for i in range(len(names)):
         for j in range(len(estimators)):
-            axis.text(j, i, text[i][j], ha="center", va="center", fontsize=8)
+            # White text on the dark ends of the colour scale, black elsewhere.
+            axis.text(j, i, text[i][j], ha="center", va="center", fontsize=8,
+                      color="white" if shade[i, j] > 0.6 else "black")
     axis.set_xticks(range(len(estimators)))
     axis.set_xticklabels(estimators, rotation=30, ha="right")
     axis.set_yticks(range(len(names)))

@@ -91,11 +91,12 @@ def poster_table(evaluation: dict[str, Any], details: dict[str, Any]) -> str:
     for name, row in evaluation["policies"].items():
         ope = row.get("ope", {}).get(primary)
         lift = lifts.get(name, {})
+        lift_cell = "<span class='ci'>baseline</span>" if name == baseline else None
         rows.append(
             f"<tr class='{_row_class(name)}'><td>{_label(name, details)}</td>"
-            f"<td>{_with_ci(row.get('mrr'), row.get('mrr_ci'))}</td><td>{_lift(lift.get('mrr'))}</td>"
+            f"<td>{_with_ci(row.get('mrr'), row.get('mrr_ci'))}</td><td>{lift_cell or _lift(lift.get('mrr'))}</td>"
             f"<td>{_with_ci(row.get('hit_at_1'), row.get('hit_at_1_ci'), 1, 100, ' %')}</td>"
-            f"<td>{_lift(lift.get('hit_at_1'))}</td>"
+            f"<td>{lift_cell or _lift(lift.get('hit_at_1'))}</td>"
             f"<td>{_with_ci(row.get('ndcg_at_3'), row.get('ndcg_at_3_ci'))}</td>"
             f"<td>{_with_ci(None if ope is None else ope['value'], None if ope is None else (ope['ci_low'], ope['ci_high']), 3, 100)}</td>"
             f"<td>{_num(None if ope is None else ope['ess'], 0)}</td></tr>")
@@ -115,7 +116,9 @@ def poster_table(evaluation: dict[str, Any], details: dict[str, Any]) -> str:
         "over clicked impressions; lifts: paired, both policies on the same resampled impressions; "
         + _e(primary) + ": over impressions). The italic rows are the <b>origin poster's numbers on its own, "
         "different data</b> — the result this project aims to beat, not a like-for-like comparison; relative lifts "
-        "over DeepFM travel between datasets better than absolute values.</p>")
+        "over DeepFM travel between datasets better than absolute values. The <code>bts_replica</code> row ranks by "
+        "the Bernoulli-TS parameters shipped with the logs, learnt by the platform from its own click history "
+        "(possibly overlapping these days): a strong baseline, but not a held-out one.</p>")
 
 
 def estimator_table(evaluation: dict[str, Any], details: dict[str, Any]) -> str:
@@ -143,7 +146,7 @@ def logging_table(evaluation: dict[str, Any]) -> str:
 def backtest_section(backtest: dict[str, Any] | None, primary: str) -> str:
     if not backtest:
         return "<p class='note'>No backtest results (run <code>liveslate backtest</code>).</p>"
-    folds = "".join(f"<tr><td>{_e(f['test_day'])}</td><td>{f['train_rows']}</td><td>{f['test_rows']}</td>"
+    folds = "".join(f"<tr><td>{_e(f['test_day'])}</td><td>{f['train_rows']:,}</td><td>{f['test_rows']:,}</td>"
                     f"<td>{f['test_clicks']}</td></tr>" for f in backtest.get("folds", []))
     rows = []
     for name, row in backtest.get("policies", {}).items():
@@ -159,11 +162,16 @@ def backtest_section(backtest: dict[str, Any] | None, primary: str) -> str:
         f"<p>Rolling origin by UTC day: each fold trains on every day before its test day and is evaluated on that "
         f"day; the test rows of all folds are pooled, so each of the {counts.get('clicks', '?')} clicks after the first "
         f"training days is used once ({counts.get('ranking_queries', '?')} ranking queries, "
-        f"{counts.get('rows', '?')} rows). Policies retrain on a small budget (params <code>backtest</code>).</p>"
+        f"{counts.get('rows', 0):,} rows). Policies retrain on a small budget (params <code>backtest</code>).</p>"
         "<table><tr><th>test day</th><th>train rows</th><th>test rows</th><th>test clicks</th></tr>" + folds + "</table>"
         "<table><tr><th>policy</th><th>MRR</th><th>Hit@1</th><th>NDCG@3</th><th>" + _e(primary)
         + " (clicks / 100 slots)</th><th>ESS</th></tr>" + "".join(rows) + "</table>"
         + "".join(f"<p class='note'>{_e(note)}</p>" for note in backtest.get("notes", [])))
+
+
+def _period(details: dict[str, Any]) -> str:
+    period = details.get("period")
+    return "" if not period else f" ({_e(period[0][:16])} to {_e(period[1][:16])} UTC)"
 
 
 def _ope_rows(counts: dict[str, Any], details: dict[str, Any]) -> str:
@@ -204,7 +212,7 @@ def render(evaluation: dict[str, Any], details: dict[str, Any], backtest: dict[s
     counts = evaluation["counts"]
     sections = [
         "<h1>liveslate — policy evaluation</h1>",
-        f"<p>Test split: <b>{counts['rows']:,}</b> logged rows, {counts['impressions']:,} impressions, "
+        f"<p>Test split{_period(details)}: <b>{counts['rows']:,}</b> logged rows, {counts['impressions']:,} impressions, "
         f"<b>{counts['clicks']}</b> clicks ({counts['ranking_queries']} ranking queries; "
         f"{counts['excluded_impressions_without_click']:,} impressions without a click are excluded from the ranking "
         f"metrics). Off-policy estimates use {_ope_rows(counts, details)}. Learned policies act with exploration "

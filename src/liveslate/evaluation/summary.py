@@ -97,6 +97,7 @@ def details_payload(evaluations: dict[str, PolicyEvaluation], setup: EvaluationS
         "reward_model_folds": reward_model_folds,
         "exploration": exploration,
         "ope_logging_policies": list(ope_logging_policies),
+        "period": [str(logs["ts"].min()), str(logs["ts"].max())] if len(logs) else None,
         "slate_size": setup.k,
         "ndcg_k": NDCG_K,
         "baseline": baseline,

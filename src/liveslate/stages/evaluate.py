@@ -89,6 +89,7 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
                      None if incumbent is None else Incumbent(incumbent.policy, incumbent.version),
                      details["champion"]["version"] if details["champion"] else None, setup.primary, p.select,
                      setup.reward_range).to_json()
+    details["selection_preview"] = preview
     backtest_path = project.metrics / "backtest.json"
     backtest = read_json(backtest_path) if backtest_path.exists() else None
 
