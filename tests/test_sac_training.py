@@ -131,6 +131,21 @@ def test_fixed_alpha_zero_trains_to_a_greedy_actor():
     assert probs[:, 2].min() > 0.95
 
 
+def test_behaviour_cloning_alone_recovers_the_logging_distribution():
+    """Zero rewards, no CQL, α = 0: the critics hold Q = 0, so only the BC term moves the actor,
+    and its optimum is the maximum-likelihood fit of the logger's choices, (0.6, 0.3, 0.1)."""
+    n = 3000
+    generator = torch.Generator().manual_seed(5)
+    draws = torch.multinomial(torch.tensor([0.6, 0.3, 0.1]), n, replacement=True, generator=generator)
+    data = replace(bandit(n, [0.0, 0.0, 0.0]), action=draws)
+    config = replace(FAST, alpha_mode="fixed", alpha_init=0.0, cql_weight=0.0, bc_weight=1.0)
+    nets, _ = fit(data, config, 3)
+    with torch.no_grad():
+        probs = torch.softmax(nets.actor(*every_context(3)), dim=-1)
+    logged = torch.bincount(draws, minlength=3).float() / n
+    assert torch.allclose(probs, logged.expand_as(probs), atol=0.05)
+
+
 def test_td_target_propagates_the_next_state_value():
     """Two-step chain with known values (γ = 0.9, α = 0, no CQL).
 
@@ -197,6 +212,7 @@ def test_transitions_reject_an_action_outside_the_candidates():
     ("log_alpha_min", 5.0, "train.sac.log_alpha_min: expected below log_alpha_max"),
     ("cql_weight", -1.0, "train.sac.cql_weight: expected >= 0"),
     ("alpha_mode", "sometimes", "alpha_mode: expected one of auto, fixed"),
+    ("alpha_init", 100.0, r"train.sac.alpha_init: expected log\(alpha_init\) inside \[log_alpha_min, log_alpha_max\]"),
 ])
 def test_sac_config_rejects_bad_values_naming_the_field(key, value, message):
     with pytest.raises(ConfigError, match=message):

@@ -12,6 +12,7 @@ to ``Params``. Nothing else is needed.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -198,6 +199,10 @@ class SacConfig:
               f"expected >= 0, got {self.target_entropy_ratio}")
         check(self.log_alpha_min < self.log_alpha_max, f"{p}.log_alpha_min",
               f"expected below log_alpha_max ({self.log_alpha_max}), got {self.log_alpha_min}")
+        if self.alpha_mode == "auto" and self.alpha_init > 0:
+            check(self.log_alpha_min <= math.log(self.alpha_init) <= self.log_alpha_max, f"{p}.alpha_init",
+                  f"expected log(alpha_init) inside [log_alpha_min, log_alpha_max] = "
+                  f"[{self.log_alpha_min}, {self.log_alpha_max}], got {math.log(self.alpha_init):.3f}")
         check(self.cql_weight >= 0, f"{p}.cql_weight", f"expected >= 0, got {self.cql_weight}")
         check(self.bc_weight >= 0, f"{p}.bc_weight", f"expected >= 0, got {self.bc_weight}")
         check(self.eval_every >= 1, f"{p}.eval_every", f"expected >= 1, got {self.eval_every}")
