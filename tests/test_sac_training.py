@@ -166,7 +166,7 @@ def test_td_target_propagates_the_next_state_value():
                              mask=torch.ones(n, 2, dtype=torch.bool), action=pick, reward=reward, done=done,
                              next_codes=next_codes, next_numeric=torch.zeros(n, 0),
                              next_items=torch.tensor([2, 3]).repeat(n, 1), next_mask=torch.ones(n, 2, dtype=torch.bool))
-    config = replace(FAST, steps=600, gamma=0.9, alpha_mode="fixed", alpha_init=0.0, cql_weight=0.0)
+    config = replace(FAST, steps=300, tau=0.1, gamma=0.9, alpha_mode="fixed", alpha_init=0.0, cql_weight=0.0)
     nets = build_networks(config, [2], 0, 4, None, 0)
     train_sac(nets, data, config, 0, progress=False)
     with torch.no_grad():
