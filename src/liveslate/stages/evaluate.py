@@ -70,10 +70,14 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
                 skipped["champion"] = f"{incumbent.label()} could not be loaded from {incumbent.source}: {error}"
         try:
             split = prepare_split(test, catalog, index, p.ope, p.seed, p.evaluate.ope_logging_policies)
-            evaluations = {name: evaluate_policy(policy, split, setup)
-                           for name, policy in tqdm(policies.items(), desc="evaluate", unit="policy")}
         except ValueError as error:
             fail(f"{paths['test']}: {error}")
+        evaluations = {}
+        for name, policy in tqdm(policies.items(), desc="evaluate", unit="policy"):
+            try:
+                evaluations[name] = evaluate_policy(policy, split, setup)
+            except ValueError as error:
+                fail(f"evaluate {name} on {paths['test']}: {error}")
 
     payload = evaluation_payload(evaluations, logging_values(split.batch.logs, setup.bootstrap),
                                  split_counts(split))
