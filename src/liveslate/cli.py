@@ -10,6 +10,7 @@ import typer
 
 from liveslate.stages import collect, fetch_data, ingest, ope_benchmark, split, train, validate
 from liveslate.stages import backtest, evaluate, rollback, select
+from liveslate.stages import package
 from liveslate.stages import kg
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.command("backtest")(backtest.main)
 app.command("evaluate")(evaluate.main)
 app.command("select")(select.main)
 app.command("rollback")(rollback.main)
+app.command("package")(package.main)
 
 if __name__ == "__main__":
     app()

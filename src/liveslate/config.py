@@ -81,10 +81,23 @@ class CanonicalSourceConfig:
 
 
 @dataclass(frozen=True)
+class ServedSourceConfig:
+    """Served logs of closed days under ``data/served/<YYYY-MM-DD>/`` (copied there by `liveslate collect`)."""
+
+    # UTC days read: the window_days days ending at run.interval_end (run.yaml, written by the
+    # daily DAG); when interval_end is null, the window ends at the newest collected day.
+    window_days: int = 7
+
+    def __post_init__(self) -> None:
+        check(self.window_days >= 1, "ingest.served.window_days", f"expected >= 1 day, got {self.window_days}")
+
+
+@dataclass(frozen=True)
 class IngestConfig:
-    sources: tuple[Literal["obd", "canonical"], ...] = ("obd",)
+    sources: tuple[Literal["obd", "canonical", "served"], ...] = ("obd",)
     obd: ObdConfig = field(default_factory=ObdConfig)
     canonical: CanonicalSourceConfig = field(default_factory=CanonicalSourceConfig)
+    served: ServedSourceConfig = field(default_factory=ServedSourceConfig)
 
     def __post_init__(self) -> None:
         check(len(self.sources) > 0, "ingest.sources", "expected at least one source")
@@ -817,6 +830,47 @@ class DeployConfig:
         check(self.readiness_timeout_s > 0, "deploy.readiness_timeout_s", "expected seconds > 0")
 
 
+@dataclass(frozen=True)
+class ServingConfig:
+    """The BentoML service (liveslate.serving) and the `package` stage that builds its Bento.
+
+    The default exploration of /recommend is ``evaluate.exploration``: the champion won
+    selection on its off-policy value under that exploration, so it is served the same way
+    (and ε-greedy gives tomorrow's OPE support on every candidate).
+    """
+
+    # Not a Python module name ("liveslate" would be): `bentoml serve NAME:VERSION` first tries NAME as a module.
+    bento_name: str = "liveslate-service"
+    # BentoML model holding the champion's artefacts; its version is v<registry version>-<content hash>.
+    model_name: str = "liveslate-policy"
+    # BentoML's store of models and Bentos, relative to the project root; BENTOML_HOME overrides it.
+    bentoml_home: str = "bentoml_home"
+    # Candidate ids outside the room's items in the Bento's item index: "drop" serves the rest
+    # and lists them in `dropped_candidates`; "reject" answers 400 naming them.
+    unknown_candidates: Literal["drop", "reject"] = "drop"
+    # Largest request body accepted, in bytes (413 above it). 10,000 candidate ids take ~150 kB.
+    max_request_bytes: int = 1_048_576
+    # Largest slate served; validate rejects positions >= validate.slate_size, so keep it <= that.
+    max_k: int = 3
+    # Worker processes, request threads per worker (the APIs are synchronous) and torch
+    # intra-op threads per request (small models: more threads only add contention).
+    workers: int = 1
+    threads: int = 4
+    torch_threads: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("bento_name", "model_name"):
+            value = getattr(self, name)
+            check(bool(value) and value == value.lower() and value.replace("-", "").replace("_", "").isalnum(),
+                  f"serving.{name}", f"expected a lower-case name of letters, digits, '-' and '_', got {value!r}")
+        check(bool(self.bentoml_home.strip()), "serving.bentoml_home", "expected a directory")
+        check(self.max_request_bytes >= 1024, "serving.max_request_bytes",
+              f"expected >= 1024 bytes, got {self.max_request_bytes}")
+        for name in ("max_k", "workers", "threads", "torch_threads"):
+            value = getattr(self, name)
+            check(value >= 1, f"serving.{name}", f"expected an integer >= 1, got {value}")
+
+
 # Trained policies that the evaluate, backtest and select stages know by name.
 TrainedPolicyName = Literal["deepfm", "deepfm_nokg", "slateq", "sac"]
 ReferencePolicyName = Literal["uniform", "bts_replica", "popularity"]
@@ -948,6 +1002,7 @@ class Params:
     spool: SpoolConfig = field(default_factory=SpoolConfig)
     publish: PublishConfig = field(default_factory=PublishConfig)
     deploy: DeployConfig = field(default_factory=DeployConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     policies: PoliciesConfig = field(default_factory=PoliciesConfig)
     kg: KgConfig = field(default_factory=KgConfig)
@@ -959,6 +1014,9 @@ class Params:
 
     def __post_init__(self) -> None:
         check(0 <= self.seed < 2**32, "seed", f"expected an integer in [0, 2**32), got {self.seed}")
+        check(self.serving.max_k <= self.validate.slate_size, "serving.max_k",
+              f"expected <= validate.slate_size ({self.validate.slate_size}): validate rejects served "
+              f"positions beyond it, got {self.serving.max_k}")
 
 
 # --------------------------------------------------------------------------- conversion

@@ -73,12 +73,15 @@ def stop_pid(pid: int, grace_s: float = 10.0) -> None:
         pass
 
 
-def start_bento(project: Path, bento_tag: str, port: int, log_path: Path) -> subprocess.Popen:
+def start_bento(project: Path, bento_tag: str, port: int, log_path: Path,
+                bentoml_home: str | None = None) -> subprocess.Popen:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("ab")
     bentoml = [sys.executable, "-m", "bentoml"]
+    # The Bento lives in the store the package stage built it in (recorded in bento.json).
+    env = {**os.environ, "BENTOML_HOME": bentoml_home} if bentoml_home else None
     return subprocess.Popen([*bentoml, "serve", bento_tag, "--host", "127.0.0.1", "--port", str(port)],
-                            cwd=project, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                            cwd=project, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
 def deploy_staging(project: Path) -> Path:
@@ -88,6 +91,8 @@ def deploy_staging(project: Path) -> Path:
     if not record_path.exists():
         raise DeployError(f"{record_path}: no packaged Bento; run the package stage first")
     bento = json.loads(record_path.read_text())
+    if not bento.get("bento_tag"):
+        raise DeployError(f"{record_path}: no Bento was packaged ({bento.get('reason', 'no champion')})")
     staging_path = project / STAGING_RECORD
     current = json.loads(staging_path.read_text()) if staging_path.exists() else None
     if current and current.get("bento_tag") == bento["bento_tag"] and _alive(current.get("pid")):
@@ -95,7 +100,8 @@ def deploy_staging(project: Path) -> Path:
     port = params.deploy.port or free_port()
     if current and current.get("port") == port and _alive(current.get("pid")):
         port = free_port()  # the old server still holds the configured port until the switch
-    process = start_bento(project, bento["bento_tag"], port, project / "artifacts/deploy/logs" / f"{port}.log")
+    process = start_bento(project, bento["bento_tag"], port, project / "artifacts/deploy/logs" / f"{port}.log",
+                          bento.get("bentoml_home"))
     try:
         wait_ready(f"http://127.0.0.1:{port}{params.deploy.readiness_path}", params.deploy.readiness_timeout_s, process)
     except DeployError:
