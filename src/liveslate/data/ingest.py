@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +11,7 @@ import pandas as pd
 from liveslate.config import IngestConfig
 from liveslate.data.canonical import read_canonical_catalog, read_canonical_logs
 from liveslate.data.obd import ingest_obd
+from liveslate.data.served import PARTITION_COLUMN, ServedLogs, read_served
 from liveslate.schema import coerce_logs
 
 
@@ -27,9 +30,21 @@ def merge_catalogs(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return catalog.drop_duplicates("item_id", keep="first").reset_index(drop=True)
 
 
-def ingest(config: IngestConfig, data_dir: Path, root: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Read every source listed in ``config.sources``: OBD under ``data_dir/obd``, other paths relative to ``root``."""
+@dataclass(frozen=True, eq=False)
+class IngestResult:
+    """Canonical logs and catalogue of every source; ``served``: what the served source read (or None)."""
+
+    logs: pd.DataFrame
+    catalog: pd.DataFrame
+    served: ServedLogs | None = None
+
+
+def read_sources(config: IngestConfig, data_dir: Path, root: Path, interval_end: dt.date | None = None,
+                 attribution_window: dt.timedelta = dt.timedelta(minutes=30)) -> IngestResult:
+    """Read every source listed in ``config.sources``: OBD under ``data_dir/obd``, served logs under
+    ``data_dir/served`` (the window ending at ``interval_end``), other paths relative to ``root``."""
     logs, catalogs = [], []
+    served = None
     for source in config.sources:
         if source == "obd":
             frame, catalog = ingest_obd(data_dir / "obd", config.obd.campaigns, config.obd.policies,
@@ -37,13 +52,27 @@ def ingest(config: IngestConfig, data_dir: Path, root: Path) -> tuple[pd.DataFra
         elif source == "canonical":
             directory = root / config.canonical.directory
             frame, catalog = read_canonical_logs(directory), read_canonical_catalog(directory)
+        elif source == "served":
+            served = read_served(data_dir / "served", config.served.window_days, interval_end, attribution_window)
+            frame, catalog = served.logs, served.catalog
         else:  # the config's Literal type makes this unreachable for parsed params
             raise ValueError(f"ingest.sources: unknown source {source!r}")
-        logs.append(frame)
+        if not frame.empty or not logs:
+            logs.append(frame)
         catalogs.append(catalog)
     combined = pd.concat([coerce_logs(f) for f in logs], ignore_index=True)
     ctx = [c for c in combined.columns if c.startswith("ctx_")]
     for column in ctx:  # a ctx column absent from one source is null there
         if combined[column].dtype == object:
             combined[column] = combined[column].astype("string")
-    return combined.sort_values(["ts", "impression_id", "position"], kind="mergesort").reset_index(drop=True), merge_catalogs(catalogs)
+    if PARTITION_COLUMN in combined.columns:  # null for the sources that are not partitioned by day
+        combined[PARTITION_COLUMN] = combined[PARTITION_COLUMN].astype("string")
+    combined = combined.sort_values(["ts", "impression_id", "position"], kind="mergesort").reset_index(drop=True)
+    return IngestResult(logs=combined, catalog=merge_catalogs(catalogs), served=served)
+
+
+def ingest(config: IngestConfig, data_dir: Path, root: Path, interval_end: dt.date | None = None,
+           attribution_window: dt.timedelta = dt.timedelta(minutes=30)) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(logs, catalogue) of every source listed in ``config.sources`` (see :func:`read_sources`)."""
+    result = read_sources(config, data_dir, root, interval_end, attribution_window)
+    return result.logs, result.catalog

@@ -9,18 +9,28 @@ from liveslate.stages.common import ParamsOption, fail, open_project, say
 
 def main(params: ParamsOption = Path("params.yaml")) -> None:
     """Read every source in params `ingest.sources` and write canonical logs and catalogue."""
-    from liveslate.data.ingest import ingest
+    import datetime as dt
+
+    from liveslate.data.ingest import read_sources
+    from liveslate.data.served import read_interval_end
     from liveslate.io import write_json, write_parquet
     from liveslate.tracking import stage_run
 
     project = open_project(params)
     try:
-        logs, catalog = ingest(project.params.ingest, project.data, project.root)
+        # run.yaml (the daily DAG's data interval) bounds the window of served days.
+        result = read_sources(project.params.ingest, project.data, project.root,
+                              interval_end=read_interval_end(project.root / "run.yaml"),
+                              attribution_window=dt.timedelta(minutes=project.params.spool.attribution_window_minutes))
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))
+    logs, catalog = result.logs, result.catalog
     out = project.artifacts / "interim"
     write_parquet(out / "logs.parquet", logs)
     write_parquet(out / "catalog.parquet", catalog)
+    if result.served is not None:
+        # Served lines that could not become rows, each with its file, line and reason.
+        write_parquet(out / "served_rejects.parquet", result.served.rejects)
     summary = {
         "rows": len(logs),
         "impressions": int(logs["impression_id"].nunique()),
@@ -28,7 +38,14 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
         "items": len(catalog),
         "rows_by_policy": {str(k): int(v) for k, v in logs["policy"].value_counts().sort_index().items()},
     }
+    if result.served is not None:
+        summary["served"] = result.served.counts
     write_json(out / "summary.json", summary)
     with stage_run(project.root, project.params, "ingest", project.params.ingest) as mlflow:
         mlflow.log_metrics({"rows": summary["rows"], "clicks": summary["clicks"], "items": summary["items"]})
+    if result.served is not None:
+        counts = result.served.counts
+        say(f"ingest: served days {counts['days'] or 'none'}: {counts['impressions']} impressions, "
+            f"{counts['feedback_used']} feedback events used, {counts['feedback_late']} after the attribution "
+            f"window dropped, {counts['lines_rejected']} line(s) rejected → {out / 'served_rejects.parquet'}")
     say(f"ingest: {summary['rows']} rows, {summary['clicks']} clicks, {summary['items']} items → {out}")
