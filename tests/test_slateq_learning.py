@@ -15,6 +15,8 @@ from liveslate.policies.training import NonFiniteLossError
 from liveslate.policies.slateq_training import (  # noqa: I001
     SlateTransitions,
     build_networks,
+    l2_norm,
+    losses,
     slate_instance,
     slateq_update,
     make_optimizer,
@@ -69,7 +71,7 @@ def test_choice_model_recovers_planted_click_probabilities_and_position_bias():
     clicks[outcome > 0, outcome[outcome > 0] - 1] = 1.0
     data = transitions(codes, slates, np.broadcast_to(np.arange(k), (n, k)), clicks, clicks)
 
-    config = SlateQConfig(steps=400, batch_size=4096, lr=0.03, weight_decay=0.0, gamma=0.0,
+    config = SlateQConfig(steps=400, batch_size=4096, lr=0.03, l2=0.0, gamma=0.0,
                           embedding_dim=4, hidden=8, eval_every=100)
     torch.manual_seed(0)
     nets = build_networks(config, [n_contexts], 0, n_items, n_positions=k)
@@ -135,7 +137,7 @@ def two_step_log(seed: int, n_sessions: int = 2000):
 ])
 def test_long_term_value_beats_the_myopic_item_only_when_gamma_is_positive(target, gamma, best, q_b):
     data = two_step_log(seed=5)
-    config = SlateQConfig(steps=600, batch_size=256, lr=0.05, weight_decay=0.0, gamma=gamma, target=target,
+    config = SlateQConfig(steps=600, batch_size=256, lr=0.05, l2=0.0, gamma=gamma, target=target,
                           tau=0.1, embedding_dim=4, hidden=8, eval_every=600)
     torch.manual_seed(0)
     nets = build_networks(config, [3], 0, 4, n_positions=1)
@@ -182,8 +184,23 @@ def test_non_finite_loss_names_the_step_and_term():
                        np.full((4, 1), np.nan))
     config = SlateQConfig(gamma=0.0, hidden=4, embedding_dim=2)
     nets = build_networks(config, [1], 0, 1, n_positions=1)
-    with pytest.raises(NonFiniteLossError, match="step 7: loss term 'loss' is nan"):
+    with pytest.raises(NonFiniteLossError, match="step 7: loss term 'objective' is nan"):
         slateq_update(nets, make_optimizer(nets, config), data, config, step=7)
+
+
+def test_l2_prior_spares_only_the_global_levels_and_position_bias():
+    config = SlateQConfig(hidden=4, embedding_dim=2, l2=0.5, gamma=0.0)
+    nets = build_networks(config, [3], 0, 5, n_positions=3)
+    with torch.no_grad():
+        nets.choice.scorer.offset.fill_(100.0)
+        nets.choice.free_bias.fill_(100.0)
+        nets.value.scorer.offset.fill_(100.0)
+    by_hand = sum(float((p.detach() ** 2).sum()) for module in (nets.choice, nets.value) for name, p in module.named_parameters()
+                  if name not in ("scorer.offset", "free_bias"))
+    assert l2_norm(nets.choice).item() + l2_norm(nets.value).item() == pytest.approx(by_hand, rel=1e-5)
+    data = transitions(np.zeros((4, 1)), np.zeros((4, 1)), np.zeros((4, 1)), np.ones((4, 1)), np.ones((4, 1)))
+    terms = losses(nets, data, config)
+    assert terms["objective"].item() == pytest.approx(terms["loss"].item() + 0.5 * by_hand, rel=1e-5)
 
 
 def test_bad_transitions_are_rejected():

@@ -22,7 +22,7 @@ from liveslate.policies.slateq_train import slate_transitions, train_slateq_poli
 from liveslate.policies.trainers import get_trainer
 from liveslate.policies.training import TrainingData, TrainRun
 
-SMALL = SlateQConfig(steps=600, batch_size=1024, embedding_dim=4, hidden=8, lr=0.01, weight_decay=0.0,
+SMALL = SlateQConfig(steps=600, batch_size=1024, embedding_dim=4, hidden=8, lr=0.01, l2=0.0,
                      eval_every=100)
 
 

@@ -9,7 +9,8 @@ One update = one minibatch of logged impressions:
    where A' is the logged next slate (``target = "sarsa"``) or the slate the configured
    optimiser picks among the next candidates (``"q_learning"``); terminal rows use y = r;
 3. Polyak averaging of the target value network.
-The two losses touch disjoint parameters, so one optimiser on their sum trains both.
+The two losses touch disjoint parameters, so one optimiser on their sum trains both; an L2
+penalty (a Gaussian prior, ``l2``) keeps the item and context weights of both networks small.
 A non-finite loss stops training with ``training.NonFiniteLossError`` naming the step and the term.
 """
 
@@ -173,7 +174,9 @@ def next_state_value(nets: SlateQNetworks, batch: SlateTransitions, gamma: float
 
 
 def losses(nets: SlateQNetworks, batch: SlateTransitions, config: SlateQConfig) -> dict[str, torch.Tensor]:
-    """Mean choice NLL and mean squared TD error per choice event, and their sum ``loss``."""
+    """Mean choice NLL and mean squared TD error per choice event, their sum ``loss`` (the fit to
+    the data, which early stopping watches) and ``objective`` = ``loss`` + the L2 penalty (what
+    the gradient step minimises)."""
     choice = nets.choice
     logits = choice_logits(choice.utility(batch.codes, batch.numeric, batch.slate_items), batch.slate_positions,
                            batch.slate_mask, choice.bias())
@@ -189,7 +192,21 @@ def losses(nets: SlateQNetworks, batch: SlateTransitions, config: SlateQConfig) 
     no_click_error = torch.where(no_click, null_value - continuation, torch.zeros_like(null_value))
     td = (click_error.pow(2).sum() + no_click_error.pow(2).sum()) / events
     choice_loss = nll / events
-    return {"loss": choice_loss + td, "choice_nll": choice_loss, "td_error": td}
+    penalty = config.l2 * (l2_norm(nets.choice) + l2_norm(nets.value)) if config.l2 > 0 else td.new_zeros(())
+    return {"objective": choice_loss + td + penalty, "loss": choice_loss + td, "choice_nll": choice_loss,
+            "td_error": td, "l2_penalty": penalty}
+
+
+def l2_norm(module: nn.Module) -> torch.Tensor:
+    """Σ θ² over the weights of ``module`` except the global levels and the position bias.
+
+    Those few parameters are pinned well by every impression; the item and context weights
+    are the ones a few hundred clicks cannot pin, so the prior pulls them towards 0
+    (towards "every item clicks at the base rate").
+    """
+    squares = [p.pow(2).sum() for name, p in module.named_parameters()
+               if not (name.endswith("offset") or name.endswith("free_bias"))]
+    return torch.stack(squares).sum()
 
 
 @torch.no_grad()
@@ -200,7 +217,7 @@ def polyak_update(online: nn.Module, target: nn.Module, tau: float) -> None:
 
 def make_optimizer(nets: SlateQNetworks, config: SlateQConfig) -> torch.optim.Optimizer:
     params = list(nets.choice.parameters()) + list(nets.value.parameters())
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.Adam(params, lr=config.lr)
 
 
 def slateq_update(nets: SlateQNetworks, optimizer: torch.optim.Optimizer, batch: SlateTransitions,
@@ -209,7 +226,7 @@ def slateq_update(nets: SlateQNetworks, optimizer: torch.optim.Optimizer, batch:
     terms = losses(nets, batch, config)
     numbers = {name: check_finite(value, step, name) for name, value in terms.items()}
     optimizer.zero_grad(set_to_none=True)
-    terms["loss"].backward()
+    terms["objective"].backward()
     optimizer.step()
     polyak_update(nets.value, nets.target, config.tau)
     return numbers
@@ -219,14 +236,14 @@ def slateq_update(nets: SlateQNetworks, optimizer: torch.optim.Optimizer, batch:
 def evaluate(nets: SlateQNetworks, data: SlateTransitions, config: SlateQConfig,
              chunk: int = 8192) -> dict[str, float]:
     """Loss terms over a whole data set (chunked), weighted per choice event."""
-    totals = {"loss": 0.0, "choice_nll": 0.0, "td_error": 0.0}
+    totals: dict[str, float] = {}
     events_total = 0
     for start in range(0, len(data), chunk):
         part = data.take(torch.arange(start, min(start + chunk, len(data))))
         clicked = (part.clicks > 0) & part.slate_mask
         events = int(clicked.sum() + (~clicked.any(dim=1)).sum())
         for name, value in losses(nets, part, config).items():
-            totals[name] += float(value) * events
+            totals[name] = totals.get(name, 0.0) + float(value) * events
         events_total += events
     return {name: value / max(events_total, 1) for name, value in totals.items()}
 
