@@ -91,7 +91,7 @@ def train_kge(name: str, splits: dict[str, Triples], entities: EntityIndex, know
     model = make_model(name, entities, config)
     generator = torch.Generator().manual_seed(seed)
     model.random_sample = TypedCorruption(entities, generator)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     loader = model.loader(*_tensors(splits["train"]), batch_size=config.batch_size, shuffle=True,
                           generator=torch.Generator().manual_seed(seed))
     valid = splits.get("valid")

@@ -143,8 +143,9 @@ def build_graph(catalog: pd.DataFrame, train_logs: pd.DataFrame, config: KgConfi
     for column in attributes:
         ids[column] = sorted_ids(ordered[column])
     relations: list[Relation] = [(ITEM, IN_ROOM, ROOM)] + [(ITEM, has_relation(c), c) for c in attributes]
-    links = [(i, link) for i, link in enumerate(config.hierarchy)]
-    relations += [(link.child, CHILD_OF, link.parent) for _, link in links]
+    # Checked before the entity index exists, so a bad params entry is named as such.
+    hierarchy = [(i, link, hierarchy_pairs(ordered, link, f"kg.hierarchy[{i}]")) for i, link in enumerate(config.hierarchy)]
+    relations += [(link.child, CHILD_OF, link.parent) for _, link, _ in hierarchy]
     relations.append((ITEM, CO_CLICKED, ITEM))
     entities = EntityIndex(node_types=(ITEM, ROOM, *attributes), ids=ids, relations=tuple(relations))
 
@@ -163,8 +164,7 @@ def build_graph(catalog: pd.DataFrame, train_logs: pd.DataFrame, config: KgConfi
         present = ordered[column].notna().to_numpy()
         data[ITEM, has_relation(column), column].edge_index = _edge_index(
             item_local[present], entities.locate(column, ordered.loc[present, column].astype(str), f"catalogue {column}"))
-    for i, link in links:
-        pairs = hierarchy_pairs(ordered, link, f"kg.hierarchy[{i}]")
+    for i, link, pairs in hierarchy:
         data[link.child, CHILD_OF, link.parent].edge_index = _edge_index(
             entities.locate(link.child, pairs[link.child], f"kg.hierarchy[{i}].child"),
             entities.locate(link.parent, pairs[link.parent], f"kg.hierarchy[{i}].parent"))
