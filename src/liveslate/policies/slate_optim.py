@@ -86,11 +86,6 @@ class SlateInstance:
     def k(self) -> int:
         return len(self.position_weight)
 
-    def restricted_to(self, mask: torch.Tensor) -> "SlateInstance":
-        """The same problems with only the candidates in ``mask`` [n, m] allowed."""
-        return SlateInstance(self.attraction, self.value, self.null_attraction, self.null_value,
-                             self.position_weight, self.mask & mask)
-
 
 @dataclass(frozen=True)
 class SlateSolution:
@@ -173,8 +168,17 @@ def exact_slates(instance: SlateInstance, max_iterations: int = 100) -> SlateSol
 
 
 def order_optimally(instance: SlateInstance, chosen: torch.Tensor) -> SlateSolution:
-    """Best ordering of each row's chosen set (bool [n, m], exactly k True per row)."""
-    return exact_slates(instance.restricted_to(chosen))
+    """Best ordering of each row's chosen set (bool [n, m], exactly k True per row).
+
+    Solved on the k chosen columns alone (an [n, k] problem), so ordering costs sorts of
+    k entries rather than of the whole candidate row.
+    """
+    columns = torch.nonzero(chosen)[:, 1].reshape(len(chosen), instance.k)  # row-major: each row's k columns
+    sub = SlateInstance(torch.gather(instance.attraction, 1, columns), torch.gather(instance.value, 1, columns),
+                        instance.null_attraction, instance.null_value, instance.position_weight,
+                        torch.ones_like(columns, dtype=torch.bool))
+    ordered = exact_slates(sub)
+    return SlateSolution(slates=torch.gather(columns, 1, ordered.slates), value=ordered.value)
 
 
 def top_k_slates(instance: SlateInstance) -> SlateSolution:
