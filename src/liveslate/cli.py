@@ -12,6 +12,7 @@ from liveslate.stages import collect, fetch_data, ingest, ope_benchmark, split, 
 from liveslate.stages import backtest, evaluate, rollback, select
 from liveslate.stages import package
 from liveslate.stages import kg
+from liveslate.stages import kg_multimodal
 
 app = typer.Typer(
     name="liveslate",
@@ -26,6 +27,7 @@ app.command("ingest")(ingest.main)
 app.command("validate")(validate.main)
 app.command("split")(split.main)
 app.command("kg")(kg.main)
+app.command("kg-multimodal")(kg_multimodal.main)
 app.command("train")(train.main)
 app.command("ope-benchmark")(ope_benchmark.main)
 app.command("collect")(collect.main)

@@ -586,10 +586,13 @@ class FusionConfig:
     item_id_embedding: bool = True
     # Filtered validation MRR every N epochs; the best epoch's weights are kept.
     eval_every: int = 10
+    # Torch intra-op threads while training the GNN and the KGE baselines: their matrices are
+    # small, so extra threads mostly spin (the encoders keep torch's default).
+    threads: int = 1
 
     def __post_init__(self) -> None:
         p = "kg_multimodal.gnn"
-        for name in ("dim", "layers", "heads", "epochs", "eval_every"):
+        for name in ("dim", "layers", "heads", "epochs", "eval_every", "threads"):
             value = getattr(self, name)
             check(value >= 1, f"{p}.{name}", f"expected an integer >= 1, got {value}")
         check(self.dim % self.heads == 0, f"{p}.heads", f"dim {self.dim} must be divisible by heads {self.heads}")
