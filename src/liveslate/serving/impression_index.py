@@ -56,12 +56,13 @@ class ImpressionIndex:
     def lookup(self, impression_id: str) -> ShownImpression | None:
         """The impression, reading the spool's new lines of its day on a miss; None when unknown."""
         with self._lock:
+            day = impression_day(impression_id)
+            if day is None or not self.is_open(day):
+                self._evict_closed()
+                return None
             found = self._shown.get(impression_id)
             if found is not None:
                 return found
-            day = impression_day(impression_id)
-            if day is None or not self.is_open(day):
-                return None
             self._read_day(day)
             return self._shown.get(impression_id)
 

@@ -42,6 +42,8 @@ class PackageError(RuntimeError):
 
 @dataclass(frozen=True)
 class PackageResult:
+    """built: a new Bento was built; record: what artifacts/bento/bento.json now holds."""
+
     built: bool
     record: dict[str, Any]
     message: str
@@ -159,7 +161,8 @@ def package_champion(root: Path, params: Any, registry: Any, catalog_path: Path,
                 "git_commit": champion.tags.get("git_commit", "unknown"), "content_hash": digest,
                 "items": len(catalog)}
         create_policy_model(params.serving.model_name, policy_dir, catalog, info)
-    if not _bento_exists(bento_tag):
+    reused = _bento_exists(bento_tag)  # e.g. after a rollback: the older champion's Bento is still in the store
+    if not reused:
         _build(root, bentofile, bento_tag, tag, arguments)
     record = {
         "bento_tag": bento_tag,
@@ -174,6 +177,9 @@ def package_champion(root: Path, params: Any, registry: Any, catalog_path: Path,
         "built_at": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     write_json(record_path, record)
+    if reused:
+        return PackageResult(built=False, record=record,
+                             message=f"switched to {bento_tag}, already built for {registry.model} {champion.label()}")
     return PackageResult(built=True, record=record,
                          message=f"built {bento_tag} from {registry.model} {champion.label()} (model {tag})")
 

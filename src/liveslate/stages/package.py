@@ -29,6 +29,6 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
     except (PackageError, RegistryError) as error:
         fail(str(error))
     say(f"package: {result.message}")
-    if result.built or result.record.get("bento_tag"):
+    if result.record.get("bento_tag"):
         say(f"package: serve it on 127.0.0.1 with BENTOML_HOME={home} python -m bentoml serve "
             f"{result.record['bento_tag']} --host 127.0.0.1 --port 3000")
