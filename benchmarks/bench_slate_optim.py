@@ -14,15 +14,7 @@ import time
 
 import torch
 
-from liveslate.policies.slate_optim import (
-    SlateInstance,
-    _best_for_lambda,
-    exact_slates,
-    greedy_slates,
-    position_order,
-    slate_value,
-    top_k_slates,
-)
+from liveslate.policies.slate_optim import SlateInstance, exact_slates, greedy_slates, top_k_slates
 
 
 def instance(n: int, m: int, k: int, seed: int) -> SlateInstance:
@@ -43,21 +35,6 @@ def timed(function, *args) -> tuple[float, object]:
     return best, out
 
 
-def iterations(problem: SlateInstance) -> torch.Tensor:
-    """Dinkelbach iterations per row, counted by replaying the λ updates from the top-k start."""
-    order = position_order(problem.position_weight)
-    lam = slate_value(problem, _best_for_lambda(problem, problem.null_value.clone(), order))
-    count = torch.zeros(len(lam), dtype=torch.int64)
-    active = torch.ones(len(lam), dtype=torch.bool)
-    while bool(active.any()):
-        candidate = slate_value(problem, _best_for_lambda(problem, lam, order))
-        improved = active & (candidate > lam + 1e-12 * (1 + lam.abs()))
-        count += active.long()
-        lam = torch.where(improved, candidate, lam)
-        active = improved
-    return count
-
-
 def main(n: int = 1000) -> None:
     torch.set_num_threads(1)
     print(f"slate optimisers, n={n} requests, float64, 1 thread (ratio = time / one sort of [n, m])")
@@ -67,7 +44,7 @@ def main(n: int = 1000) -> None:
         exact_s, exact = timed(exact_slates, problem)
         greedy_s, greedy = timed(greedy_slates, problem)
         top_s, top = timed(top_k_slates, problem)
-        steps = iterations(problem).double()
+        steps = exact.iterations.double()
         scale = 1000.0 / n * 1000.0
         print(f"m={m:>5} k={k:>2}: sort {sort_s * scale:8.2f} ms/1000 | exact {exact_s * scale:8.2f} "
               f"({exact_s / sort_s:5.1f}x) | greedy {greedy_s * scale:8.2f} ({greedy_s / sort_s:5.1f}x) | "

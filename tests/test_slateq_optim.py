@@ -89,6 +89,7 @@ def test_exact_equals_brute_force_and_heuristics_never_beat_it(spread, monotone,
                 assert exact.value[row].item() == pytest.approx(truth, rel=1e-10, abs=1e-12)
                 chosen = exact.slates[row].tolist()
                 assert len(set(chosen)) == k and all(mask[row, chosen])
+            assert int(exact.iterations.min()) >= 1 and int(exact.iterations.max()) <= 10
             # the returned value is the value of the returned slate, not just a number
             torch.testing.assert_close(slate_value(instance, exact.slates), exact.value)
             for name, solve in (("top_k", top_k_slates), ("greedy", greedy_slates)):

@@ -89,10 +89,13 @@ class SlateInstance:
 
 @dataclass(frozen=True)
 class SlateSolution:
-    """slates: [n, k] int64 candidate columns, slates[:, p] shown at position p; value: [n] F(slate)."""
+    """slates: [n, k] int64 candidate columns, slates[:, p] shown at position p; value: [n] F(slate);
+    iterations: [n] int64 sorts of the exact search after its top-k start, the last one confirming
+    optimality (None from the heuristics)."""
 
     slates: torch.Tensor
     value: torch.Tensor
+    iterations: torch.Tensor | None = None
 
 
 def slate_value(instance: SlateInstance, slates: torch.Tensor) -> torch.Tensor:
@@ -151,9 +154,11 @@ def exact_slates(instance: SlateInstance, max_iterations: int = 100) -> SlateSol
     lam = slate_value(instance, slates)
     tolerance = 64 * torch.finfo(lam.dtype).eps
     active = torch.arange(len(lam))
+    iterations = torch.zeros(len(lam), dtype=torch.int64)
     for _ in range(max_iterations):
         if len(active) == 0:
             break
+        iterations[active] += 1
         sub = SlateInstance(instance.attraction[active], instance.value[active],
                             instance.null_attraction[active], instance.null_value[active],
                             instance.position_weight, instance.mask[active])
@@ -164,7 +169,7 @@ def exact_slates(instance: SlateInstance, max_iterations: int = 100) -> SlateSol
         slates[rows] = candidate[improved]
         lam[rows] = candidate_value[improved]
         active = rows
-    return SlateSolution(slates=slates, value=lam)
+    return SlateSolution(slates=slates, value=lam, iterations=iterations)
 
 
 def order_optimally(instance: SlateInstance, chosen: torch.Tensor) -> SlateSolution:

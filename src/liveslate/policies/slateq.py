@@ -35,7 +35,7 @@ from liveslate.policies.choice_model import bias_at
 from liveslate.policies.encoders import FeatureEncoder
 from liveslate.policies.registry import read_policy_files, write_policy_files
 from liveslate.policies.slate_optim import optimise_slates, slate_value
-from liveslate.policies.slateq_networks import ChoiceModel, ItemValue, PairwiseScore
+from liveslate.policies.slateq_networks import ChoiceModel, ItemValue, build_modules
 from liveslate.policies.slateq_training import slate_instance
 
 # Rows per forward pass: bounds memory at [chunk, m, hidden] floats.
@@ -47,13 +47,9 @@ _VALUE_FLOOR = 1e-12
 def build_slateq_modules(architecture: dict[str, Any],
                          kg_vectors: torch.Tensor | None) -> tuple[ChoiceModel, ItemValue]:
     """(choice model, value network) from the JSON ``architecture`` (see ``SlateQPolicy``)."""
-
-    def scorer() -> PairwiseScore:
-        return PairwiseScore([int(c) for c in architecture["cardinalities"]], int(architecture["numeric_dim"]),
-                             int(architecture["n_items"]), int(architecture["embedding_dim"]),
-                             int(architecture["hidden"]), kg_vectors)
-
-    return ChoiceModel(scorer(), int(architecture["n_positions"])), ItemValue(scorer())
+    return build_modules([int(c) for c in architecture["cardinalities"]], int(architecture["numeric_dim"]),
+                         int(architecture["n_items"]), int(architecture["embedding_dim"]),
+                         int(architecture["hidden"]), int(architecture["n_positions"]), kg_vectors)
 
 
 class SlateQPolicy(Policy):

@@ -115,3 +115,13 @@ class ItemValue(nn.Module):
                 items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         values, h = self.scorer(codes, numeric, items)
         return values, self.null_head(h).squeeze(-1)
+
+
+def build_modules(cardinalities: Sequence[int], numeric_dim: int, n_items: int, embedding_dim: int, hidden: int,
+                  n_positions: int, kg_vectors: torch.Tensor | None = None) -> tuple[ChoiceModel, ItemValue]:
+    """A fresh (choice model, value network) pair; each has its own towers (the caller seeds torch)."""
+
+    def scorer() -> PairwiseScore:
+        return PairwiseScore(cardinalities, numeric_dim, n_items, embedding_dim, hidden, kg_vectors)
+
+    return ChoiceModel(scorer(), n_positions), ItemValue(scorer())

@@ -28,7 +28,7 @@ from tqdm import tqdm
 from liveslate.config import SlateQConfig
 from liveslate.policies.choice_model import choice_logits, choice_nll, choice_probabilities
 from liveslate.policies.slate_optim import SlateInstance, optimise_slates
-from liveslate.policies.slateq_networks import ChoiceModel, ItemValue, PairwiseScore
+from liveslate.policies.slateq_networks import ChoiceModel, ItemValue, build_modules
 from liveslate.policies.training import Checkpoint, EarlyStopping, check_finite
 
 
@@ -111,15 +111,12 @@ class SlateQNetworks:
 
 def build_networks(config: SlateQConfig, cardinalities: list[int], numeric_dim: int, n_items: int,
                    n_positions: int, kg_vectors: torch.Tensor | None = None) -> SlateQNetworks:
-    """Fresh networks (the caller seeds torch); the target starts as a copy of the value network."""
-
-    def scorer() -> PairwiseScore:
-        return PairwiseScore(cardinalities, numeric_dim, n_items, config.embedding_dim, config.hidden, kg_vectors)
-
-    value = ItemValue(scorer())
+    """Fresh networks (the caller seeds torch); the target starts as a frozen copy of the value network."""
+    choice, value = build_modules(cardinalities, numeric_dim, n_items, config.embedding_dim, config.hidden,
+                                  n_positions, kg_vectors)
     target = copy.deepcopy(value)
     target.requires_grad_(False)
-    return SlateQNetworks(choice=ChoiceModel(scorer(), n_positions), value=value, target=target)
+    return SlateQNetworks(choice=choice, value=value, target=target)
 
 
 def slate_instance(utility: torch.Tensor, value: torch.Tensor, null_value: torch.Tensor, bias: torch.Tensor,
