@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from liveslate.config import SlateQConfig
+from liveslate.policies import slateq_training as training_module
 from liveslate.policies.choice_model import choice_logits, choice_probabilities
 from liveslate.policies.slate_optim import optimise_slates
-from liveslate.policies.training import NonFiniteLossError
+from liveslate.policies.training import Checkpoint, NonFiniteLossError, TrainRun
 from liveslate.policies.slateq_training import (  # noqa: I001
     SlateTransitions,
     build_networks,
@@ -211,3 +212,29 @@ def test_bad_transitions_are_rejected():
         dataclasses.replace(data, slate_mask=torch.tensor([[True], [False]]))
     with pytest.raises(ValueError, match="row 0: not terminal but next_slate_mask is empty"):
         dataclasses.replace(data, done=torch.tensor([False, True]), next_slate_mask=torch.tensor([[False], [True]]))
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tmp_path, monkeypatch):
+    """40 updates, then 40 more from the checkpoint, equal 80 uninterrupted updates exactly."""
+    data = two_step_log(seed=2, n_sessions=200)
+    short = SlateQConfig(steps=40, batch_size=32, eval_every=10, gamma=0.9, hidden=4, embedding_dim=2)
+    full = dataclasses.replace(short, steps=80)
+
+    def run(config, checkpoint):
+        torch.manual_seed(0)
+        nets = build_networks(config, [3], 0, 4, n_positions=1)
+        result = train_slateq(nets, data, config, seed=3, progress=False, checkpoint=checkpoint)
+        return nets, result
+
+    straight, straight_result = run(full, None)
+    checkpoint = Checkpoint(TrainRun(name="slateq", checkpoint_dir=tmp_path, fingerprint="f"))
+    run(short, checkpoint)
+    calls = []
+    update = training_module.slateq_update
+    monkeypatch.setattr(training_module, "slateq_update", lambda *args: calls.append(1) or update(*args))
+    resumed, resumed_result = run(full, checkpoint)
+    assert len(calls) == 40  # only the updates after the checkpoint ran again
+    assert [row["step"] for row in resumed_result.history] == [row["step"] for row in straight_result.history]
+    assert resumed_result.best_step == straight_result.best_step
+    for a, b in zip(straight.modules().state_dict().values(), resumed.modules().state_dict().values()):
+        assert torch.equal(a, b)
