@@ -18,6 +18,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -114,6 +115,11 @@ def download_fashion_deb(cache_dir: Path) -> Path:
                            f"run on Debian/Ubuntu, or put its .deb into {cache_dir}")
     result = subprocess.run(["apt-get", "download", "-qq", FASHION_PACKAGE], cwd=cache_dir,
                             capture_output=True, text=True)
+    if result.returncode != 0 and hasattr(os, "geteuid") and os.geteuid() == 0:
+        # A fresh machine has no package lists yet; as root we may fetch them once and retry.
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, text=True)
+        result = subprocess.run(["apt-get", "download", "-qq", FASHION_PACKAGE], cwd=cache_dir,
+                                capture_output=True, text=True)
     cached = sorted(cache_dir.glob(f"{FASHION_PACKAGE}_*.deb"))
     if result.returncode != 0 or not cached:
         raise RuntimeError(f"apt-get download {FASHION_PACKAGE} failed ({result.stderr.strip()[-300:]}); "
