@@ -140,6 +140,21 @@ def use_bento_arguments(bento_tag: str, **overrides) -> dict:
     return arguments
 
 
+_ASGI_APP = []
+
+
+def asgi_app():
+    """The service's ASGI app, built once per process: BentoML registers its Prometheus metrics when
+    the app is built, and a second registration in one process fails. Each ``TestClient(app)``
+    context starts the app's lifespan anew, which creates a service instance from the current
+    Bento arguments (``use_bento_arguments``)."""
+    if not _ASGI_APP:
+        from liveslate.serving.service import LiveslateService
+
+        _ASGI_APP.append(LiveslateService.to_asgi())
+    return _ASGI_APP[0]
+
+
 def promote(tracking_uri: str, version: str, model: str = MODEL) -> None:
     from liveslate.evaluation.registry_ops import Registry
 

@@ -41,7 +41,7 @@ def client(project, service_class):
 
     _, _, record = project
     support.use_bento_arguments(record["bento_tag"])
-    with TestClient(service_class.to_asgi()) as test_client:
+    with TestClient(support.asgi_app()) as test_client:
         yield test_client
 
 

@@ -2,7 +2,9 @@
 
 The body is read here up to the limit and replayed to the application, so an oversized
 request is refused before anything parses it, whether it declares its length
-(Content-Length) or streams it in chunks.
+(Content-Length) or streams it in chunks. The rest of an oversized body is read and
+discarded (up to ``DRAIN_BYTES``) before the 413 is sent: a client still writing its
+body would otherwise see a broken pipe instead of the answer.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+# Oversized bodies up to this size are drained before the 413; beyond it the connection is just answered.
+DRAIN_BYTES = 64 * 1024 * 1024
 
 
 class BodySizeLimit:
@@ -48,6 +52,8 @@ class BodySizeLimit:
                              f"Content-Length {declared.decode(errors='replace')!r} is not a number")
                 return
             if length > limit:
+                if length <= DRAIN_BYTES and not await _drain(receive, DRAIN_BYTES):
+                    return
                 await _too_large(send, length, limit)
                 return
         body = bytearray()
@@ -57,7 +63,11 @@ class BodySizeLimit:
                 return
             body += message.get("body", b"")
             if len(body) > limit:
-                await _too_large(send, len(body), limit)
+                size = len(body)
+                del body[:]
+                if message.get("more_body", False) and not await _drain(receive, DRAIN_BYTES - size):
+                    return
+                await _too_large(send, size, limit)
                 return
             if not message.get("more_body", False):
                 break
@@ -71,6 +81,18 @@ class BodySizeLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+async def _drain(receive: Receive, budget: int) -> bool:
+    """Read and discard the rest of a body (at most ``budget`` bytes); False when the client went away."""
+    while budget > 0:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return False
+        budget -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return True
 
 
 async def _too_large(send: Send, size: int, limit: int) -> None:
