@@ -70,7 +70,7 @@ def load_pixels(path: Path, size: int) -> np.ndarray:
 
 
 class ImageEncoder:
-    """Lazy EfficientNet-lite0 feature extractor (about 130 photos/s at 112 px on 2 idle cores)."""
+    """Lazy EfficientNet-lite0 feature extractor (throughput: benchmarks/bench_multimodal_encoders.py)."""
 
     def __init__(self, cache_dir: Path | None, size: int = 112, batch_size: int = 32) -> None:
         self.size = size
