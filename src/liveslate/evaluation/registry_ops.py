@@ -14,6 +14,7 @@ mlflow is imported inside the functions, so importing this module is cheap.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ POLICY_TAG = "policy"
 PREVIOUS_TAG = "liveslate.previous_champion"
 ROLLED_BACK_TAG = "liveslate.rolled_back"
 ROLLED_BACK_FROM_TAG = "liveslate.rolled_back_to"
+_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 
 
 class RegistryError(RuntimeError):
@@ -144,8 +146,17 @@ class Registry:
         import mlflow
 
         destination.mkdir(parents=True, exist_ok=True)
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(destination),
-                                                         tracking_uri=self.tracking_uri))
+        # Three small files per version: MLflow's per-download progress bar would only add noise.
+        previous = os.environ.get(_PROGRESS_BAR)
+        os.environ[_PROGRESS_BAR] = "false"
+        try:
+            local = Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(destination),
+                                                             tracking_uri=self.tracking_uri))
+        finally:
+            if previous is None:
+                os.environ.pop(_PROGRESS_BAR, None)
+            else:
+                os.environ[_PROGRESS_BAR] = previous
         configs = [local] if local.is_file() else sorted(local.rglob("config.json"))
         directories = sorted({c.parent for c in configs if c.name == "config.json"})
         if len(directories) != 1:
