@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import json
 import zipfile
 from pathlib import Path
 
@@ -216,6 +215,12 @@ def test_bad_kg_multimodal_params_name_the_field(tmp_path, section, message):
         load_params(path)
 
 
-def test_project_params_hold_a_valid_kg_multimodal_section():
-    params = load_params(Path(__file__).parents[1] / "params.yaml")
-    assert json.dumps(params.kg_multimodal.datasets)
+def test_project_params_hold_the_kg_multimodal_section_as_written():
+    import yaml
+
+    path = Path(__file__).parents[1] / "params.yaml"
+    raw = yaml.safe_load(path.read_text())["kg_multimodal"]
+    config = load_params(path).kg_multimodal
+    assert list(config.datasets) == raw["datasets"] == ["clothing_text", "fashion_mnist"]
+    assert config.fashion_mnist.per_class * len(fetch.FASHION_CLASSES) == 2000
+    assert config.output == raw["output"] and config.output_variant in config.variants
