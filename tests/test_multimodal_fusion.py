@@ -110,6 +110,14 @@ def test_missing_modalities_are_skipped_not_filled(tmp_path):
     np.testing.assert_allclose(numeric.values[:, 0], [-1.0, 0.0, 1.0])
 
 
+@pytest.mark.parametrize("value, message", [("cheap", "expected a number, got 'cheap'"),
+                                            (float("inf"), "a num_\\* value is not finite")])
+def test_a_bad_numeric_attribute_names_its_row(tmp_path, value, message):
+    ordered = pd.DataFrame({"item_id": ["a", "b"], "room_id": "r", "num_price": pd.Series([1.0, value], dtype=object)})
+    with pytest.raises(ValueError, match=rf"row 1 \(item 'b'\).*{message}"):
+        item_modalities(ordered, tmp_path, KgMultimodalConfig(), cache_dir=None)
+
+
 def test_items_without_text_get_no_text_input(tmp_path, monkeypatch):
     from liveslate.kg.encoders import text
 

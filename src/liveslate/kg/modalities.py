@@ -112,6 +112,11 @@ def item_modalities(ordered: pd.DataFrame, root: Path, config: KgMultimodalConfi
     columns = numeric_columns(ordered)
     if columns:
         raw_numeric = ordered[columns].apply(pd.to_numeric, errors="coerce").astype("float64")
+        unreadable = raw_numeric.isna().to_numpy() & ordered[columns].notna().to_numpy()
+        if unreadable.any():
+            row, col = (int(i[0]) for i in np.nonzero(unreadable))
+            raise ValueError(f"catalogue column {columns[col]}, row {row} (item {ordered['item_id'].iloc[row]!r}): "
+                             f"expected a number, got {ordered[columns[col]].iloc[row]!r}")
         numeric_present = raw_numeric.notna().any(axis=1).to_numpy()
         # A single missing column of a present item sits at that column's mean (0 after z-scoring).
         filled = raw_numeric.fillna(raw_numeric.mean()).fillna(0.0).to_numpy()
