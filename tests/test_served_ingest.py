@@ -61,7 +61,8 @@ def served(tmp_path):
                    session="s1", step=4)
     c = impression("c", "2024-01-02", "23:50:00", ("r0/0", "r0/1"), (0.05, 0.05), {"ctx_user": "u1", "ctx_level": None})
     d = impression("d", "2024-01-03", "08:00:00", ("r0/2", "r0/3"), (0.85, 0.05), {"ctx_user": "u0", "ctx_level": 2})
-    (day1 / "impressions-11.jsonl").write_text("\n".join([a.to_json(), b.to_json(), '{"impression_id": "broken"']) + "\n")
+    broken = '{"impression_id": "broken"'
+    (day1 / "impressions-11.jsonl").write_text("\n".join([a.to_json(), b.to_json(), broken]) + "\n")
     (day1 / "impressions-12.jsonl").write_text("\n".join([c.to_json(), a.to_json()]) + "\n")
     ghost = impression("e", "2024-01-02", "12:00:00", ("r0/1", "r0/2"), (0.5, 0.5), {})
     (day1 / "feedback-11.jsonl").write_text("\n".join([

@@ -19,6 +19,7 @@ import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -74,8 +75,6 @@ class Recommender:
 
     def __init__(self, bundle: ServingBundle, spool: os.PathLike | str, settings: ServingSettings,
                  clock: Callable[[], dt.datetime] = utc_now) -> None:
-        from pathlib import Path
-
         self.bundle = bundle
         self.settings = settings
         self.clock = clock
@@ -157,9 +156,10 @@ class Recommender:
                                    value=key)
         missing = [name for name in self.bundle.context_features if name not in context]
         if missing:
-            raise RequestError(f"context.{missing[0]}", f"missing; the policy reads {len(self.bundle.context_features)} "
-                                                       f"context feature(s), {len(missing)} absent: {missing[:5]} "
-                                                       "(send null for an unknown value)")
+            total = len(self.bundle.context_features)
+            raise RequestError(f"context.{missing[0]}", f"missing; the policy reads {total} context feature(s), "
+                                                       f"{len(missing)} absent: {missing[:5]} (send null for an "
+                                                       "unknown value)")
         columns: dict[str, pd.Series] = {}
         for key, value in context.items():
             numeric = (key in self.bundle.numeric_context
