@@ -106,6 +106,27 @@ def test_draws_follow_the_logged_propensities(bundle, tmp_path):
         assert abs(counts[item] / n - p) < 4.5 * np.sqrt(p * (1 - p) / n), (item, counts[item], p)
 
 
+@pytest.mark.parametrize("mode", ["none", "epsilon", "plackett_luce"])
+def test_scores_are_computed_once_per_request(bundle, tmp_path, mode):
+    service = recommender(bundle, tmp_path)
+    original, calls = service.scores._scores, []
+
+    def counted(contexts, candidates):
+        calls.append(candidates.m)
+        return original(contexts, candidates)
+
+    service.scores._scores = counted
+    try:
+        response = service.recommend(RecommendRequest(room_id="r1", context=CONTEXT, k=3,
+                                                      explore=ExploreSpec(mode=mode)))
+    finally:
+        service.scores._scores = original
+    assert calls == [6]  # one pass over the room's six candidates, shared by the draw and the response
+    shown = bundle.index.get_indexer(pd.Index([e.item_id for e in response.slate])).tolist()
+    direct = original(frame(CONTEXT), Candidates.from_lists([shown]))[0]
+    assert [e.score for e in response.slate] == pytest.approx(direct.tolist(), rel=1e-6)
+
+
 def test_context_changes_the_slate(bundle, tmp_path):
     """The XOR model: u0 and u1 prefer opposite colours, so their greedy slates differ."""
     service = recommender(bundle, tmp_path, exploration=Exploration("none"))

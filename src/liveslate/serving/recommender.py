@@ -17,7 +17,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +54,37 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+class ScoreMemo:
+    """``policy.scores`` computed once per request: the response needs the scores, and
+    ``Policy.slate`` computes them again inside (greedy slate, Plackett–Luce logits).
+
+    Installed on the policy instance (``policy.scores = ScoreMemo(policy.scores)``). Inside
+    ``with memo.request(contexts, candidates)`` a call with those very objects returns the
+    scores computed on entry (a copy); any other call is passed through. Per thread, so
+    concurrent requests never see each other's scores.
+    """
+
+    def __init__(self, scores: Callable[[pd.DataFrame, Candidates], np.ndarray]) -> None:
+        self._scores = scores
+        self._local = threading.local()
+
+    def __call__(self, contexts: pd.DataFrame, candidates: Candidates) -> np.ndarray:
+        held = getattr(self._local, "held", None)
+        if held is not None and held[0] is contexts and held[1] is candidates:
+            return held[2].copy()
+        return self._scores(contexts, candidates)
+
+    @contextmanager
+    def request(self, contexts: pd.DataFrame, candidates: Candidates) -> Iterator[np.ndarray]:
+        """Yield the scores [n, m] of this request's contexts and candidates, memoised for its duration."""
+        scores = np.asarray(self._scores(contexts, candidates), dtype=np.float64)
+        self._local.held = (contexts, candidates, scores)
+        try:
+            yield scores
+        finally:
+            self._local.held = None
+
+
 @dataclass(frozen=True)
 class ServingSettings:
     """The serving behaviour the Bento was built with (bento arguments; see serving.service).
@@ -76,6 +109,9 @@ class Recommender:
     def __init__(self, bundle: ServingBundle, spool: os.PathLike | str, settings: ServingSettings,
                  clock: Callable[[], dt.datetime] = utc_now) -> None:
         self.bundle = bundle
+        installed = bundle.policy.scores
+        self.scores = installed if isinstance(installed, ScoreMemo) else ScoreMemo(installed)
+        bundle.policy.scores = self.scores  # type: ignore[method-assign]
         self.settings = settings
         self.clock = clock
         self.writer = SpoolWriter(Path(spool), bundle.catalog)
@@ -106,10 +142,10 @@ class Recommender:
         impression_id = new_impression_id(ts)
         explore = self._exploration(request, impression_seed(impression_id))
         candidates = Candidates.from_lists([items])
-        slate = self.bundle.policy.slate(contexts, candidates, request.k, explore)
+        with self.scores.request(contexts, candidates) as all_scores:
+            slate = self.bundle.policy.slate(contexts, candidates, request.k, explore)
         shown = slate.items[0]
-        # Scores of the shown items only: a score depends on (context, item), not on the other candidates.
-        scores = self.bundle.policy.checked_scores(contexts, Candidates.from_lists([shown.tolist()]))[0]
+        scores = all_scores[0, slate.positions[0]]
         propensities = slate.propensities[0]
         slate_probability = float(slate.slate_probability[0])
         if not (np.isfinite(scores).all() and np.all((propensities > 0) & (propensities <= 1))
