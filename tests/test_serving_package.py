@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -76,3 +77,13 @@ def test_package_follows_the_alias(project):
     assert f"switched to {built['bento_tag']}" in output
     assert {k: v for k, v in record(root).items() if k != "built_at"} == \
         {k: v for k, v in built.items() if k != "built_at"}
+
+    # A catalogue that lost one of the champion's items: the stage refuses, naming the item.
+    path = root / "artifacts" / "validated" / "catalog.parquet"
+    full = pd.read_parquet(path)
+    full[full["item_id"] != "r1/5"].to_parquet(path, index=False)
+    result = CliRunner().invoke(app, ["package", "--params", str(root / "params.yaml")],
+                                env={"MLFLOW_TRACKING_URI": uri})
+    assert result.exit_code == 1
+    assert "item(s) ['r1/5'] of the policy's item index are not in the catalogue" in result.output
+    full.to_parquet(path, index=False)
