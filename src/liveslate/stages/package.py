@@ -28,6 +28,13 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
                                   project.artifacts / "validated" / "catalog.parquet", home)
     except (PackageError, RegistryError) as error:
         fail(str(error))
+    if result.record.get("bento_tag"):
+        from liveslate.tracking import stage_run
+
+        with stage_run(project.root, project.params, "package", project.params.serving) as mlflow:
+            mlflow.set_tags({f"package.{key}": str(result.record[key]) for key in
+                             ("bento_tag", "model_tag", "registered_version", "policy", "fingerprint")})
+            mlflow.set_tag("package.built", str(result.built).lower())
     say(f"package: {result.message}")
     if result.record.get("bento_tag"):
         say(f"package: serve it on 127.0.0.1 with BENTOML_HOME={home} python -m bentoml serve "
