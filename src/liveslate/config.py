@@ -12,7 +12,9 @@ to ``Params``. Nothing else is needed.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -49,6 +51,11 @@ class PathsConfig:
     reports: str = "reports"
     plots: str = "plots"
 
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            # An empty path resolves to the project root itself: outputs would land among the sources.
+            check(bool(getattr(self, f.name).strip()), f"paths.{f.name}", "expected a non-empty directory")
+
 
 @dataclass(frozen=True)
 class ObdConfig:
@@ -68,6 +75,9 @@ class ObdConfig:
                   f"expected one of random, bts, got {policy!r}")
         check(len(self.campaigns) > 0, "ingest.obd.campaigns", "expected at least one campaign")
         check(len(self.policies) > 0, "ingest.obd.policies", "expected at least one policy")
+        # A repeated entry would ingest the same files twice (every impression duplicated).
+        check(len(set(self.campaigns)) == len(self.campaigns), "ingest.obd.campaigns", "a campaign is listed twice")
+        check(len(set(self.policies)) == len(self.policies), "ingest.obd.policies", "a policy is listed twice")
         check(self.max_rows_per_file is None or self.max_rows_per_file > 0,
               "ingest.obd.max_rows_per_file", "expected a positive integer or null")
 
@@ -78,6 +88,9 @@ class CanonicalSourceConfig:
 
     # Directory (relative to the project root) holding logs*.parquet|csv and catalog*.parquet|csv.
     directory: str = "data/canonical"
+
+    def __post_init__(self) -> None:
+        check(bool(self.directory.strip()), "ingest.canonical.directory", "expected a non-empty directory")
 
 
 @dataclass(frozen=True)
@@ -695,6 +708,7 @@ class SpoolConfig:
     def __post_init__(self) -> None:
         check(self.attribution_window_minutes >= 0, "spool.attribution_window_minutes",
               f"expected minutes >= 0, got {self.attribution_window_minutes}")
+        check(bool(self.directory.strip()), "spool.directory", "expected a non-empty directory")
         check(not self.directory.strip("/").startswith("data"), "spool.directory",
               "the spool must live outside data/ (collect copies closed days into data/served/)")
 
@@ -840,8 +854,9 @@ class BacktestConfig:
     min_train_days: int = 2
     # Newest share of each fold's training rows held out for early stopping.
     valid_fraction: float = 0.15
-    # Per-policy overrides of train.<name> fields, e.g. {deepfm_nokg: {max_epochs: 3}}.
-    train_overrides: dict[str, dict[str, bool | int | float]] = field(default_factory=dict)
+    # Per-policy overrides of train.<name> fields, e.g. {deepfm_nokg: {max_epochs: 3}}; each value is
+    # checked against its train.<name> field when params load.
+    train_overrides: dict[str, dict[str, bool | int | float | str]] = field(default_factory=dict)
     use_kg_vectors: bool = False
 
     def __post_init__(self) -> None:
@@ -888,6 +903,11 @@ class TrackingConfig:
     sqlite_path: str = "mlflow.db"
     registered_model: str = "liveslate-policy"
 
+    def __post_init__(self) -> None:
+        # MLflow refuses empty names only when the stage has already done its work.
+        for name in ("experiment", "sqlite_path", "registered_model"):
+            check(bool(getattr(self, name).strip()), f"tracking.{name}", "expected a non-empty name")
+
 
 @dataclass(frozen=True)
 class Params:
@@ -915,6 +935,26 @@ class Params:
         check(self.serving.max_k <= self.validate.slate_size, "serving.max_k",
               f"expected <= validate.slate_size ({self.validate.slate_size}): validate rejects served "
               f"positions beyond it, got {self.serving.max_k}")
+        self._check_train_overrides()
+
+    def _check_train_overrides(self) -> None:
+        """Each ``backtest.train_overrides.NAME`` must make a valid ``train.NAME`` (checked at load,
+        so a typo fails every stage at once rather than the backtest after hours of folds)."""
+        for name, overrides in self.backtest.train_overrides.items():
+            where = f"backtest.train_overrides.{name}"
+            section = getattr(self.train, name)
+            hints = typing.get_type_hints(type(section))
+            known = [f.name for f in dataclasses.fields(section)]
+            unknown = sorted(set(overrides) - set(known))
+            if unknown:
+                _fail(f"{where}.{unknown[0]}", f"not a field of train.{name} (expected one of {', '.join(known)})")
+            changes = {key: _convert(value, hints[key], f"{where}.{key}") for key, value in overrides.items()}
+            try:
+                replaced = dataclasses.replace(section, **changes)
+                if hasattr(replaced, "check_ranges"):
+                    replaced.check_ranges(where)
+            except ConfigError as err:
+                _fail(where, f"makes an invalid train.{name}: {err}")
 
 
 # --------------------------------------------------------------------------- conversion
@@ -965,8 +1005,14 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             _fail(path, f"expected a number, got {value!r}")
+        # NaN passes no range check the same way twice, and inf makes every "> 0" check pass.
+        if not math.isfinite(value):
+            _fail(path, f"expected a finite number, got {value!r}")
         return float(value)
     if tp is str:
+        if isinstance(value, (datetime.date, datetime.datetime)):
+            _fail(path, f"expected a string, got the date {value} (YAML reads an unquoted date as a date: "
+                        f"quote it, \"{value}\")")
         if not isinstance(value, str):
             _fail(path, f"expected a string, got {value!r}")
         return value
@@ -989,18 +1035,64 @@ def from_mapping(cls: type, data: Any, path: str = "") -> Any:
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _convert(value, hints[name], f"{path}.{name}" if path else name)
+    required = [f.name for f in dataclasses.fields(cls) if f.name not in kwargs
+                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if required:
+        _fail(f"{path}.{required[0]}" if path else required[0], "missing required key")
     return cls(**kwargs)
+
+
+class _ParamsLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys and reads YAML 1.2 exponent floats.
+
+    PyYAML keeps the last of two equal keys without a word, so a second ``train:`` section
+    would silently replace the first; and it reads ``1e-3`` (no dot: YAML 1.1) as a string.
+    """
+
+
+def _mapping_without_duplicates(loader: _ParamsLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    loader.flatten_mapping(node)
+    first_line: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            seen = key in first_line
+        except TypeError:  # an unhashable key: construct_mapping reports it
+            continue
+        if seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r} (first given on line {first_line[key] + 1})", key_node.start_mark)
+        first_line[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_ParamsLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+_ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789"))
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate a params file; errors are prefixed with the file name."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text()) if path.exists() else None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"{path}: not valid YAML: {err}") from err
     if not path.exists():
         raise ConfigError(f"{path}: params file not found")
+    if not path.is_file():
+        raise ConfigError(f"{path}: not a file (expected a params YAML file)")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 text (byte {data[err.start]:#04x}); "
+                          "save the file as UTF-8") from err
+    try:
+        raw = yaml.load(text, Loader=_ParamsLoader)
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from err
+    if raw is None:
+        # An empty file would silently run every stage on the built-in defaults.
+        raise ConfigError(f"{path}: the file holds no settings; expected a mapping of sections "
+                          "(seed, paths, ingest, ...)")
     try:
         return from_mapping(Params, raw)
     except ConfigError as err:
