@@ -142,3 +142,26 @@ def test_fusion_model_refuses_an_undeclared_modality(world):
     model = FusionModel(graph.entities, {}, FusionConfig(dim=8))
     with pytest.raises(ValueError, match=r"modality \['image'\] was not declared"):
         model.inputs({"image": (torch.as_tensor(image.values), torch.as_tensor(image.present))})
+
+
+def test_params_can_choose_the_kge_baseline_as_the_output(tmp_path):
+    """kg_multimodal.output names whose vectors are written: here the DistMult baseline, laid out as the
+    kg stage lays it out (KGE columns, then the standardised num_* columns)."""
+    import dataclasses
+
+    from liveslate.config import KgeBaselineConfig
+    from liveslate.kg.fusion_ablation import run_multimodal
+
+    rng = np.random.default_rng(0)
+    catalog = pd.DataFrame({
+        "item_id": [f"i{i:02d}" for i in range(40)], "room_id": [f"r{i % 2}" for i in range(40)],
+        "first_seen": pd.Timestamp("2020-01-01"), "cat_class": [f"c{i % 4}" for i in range(40)],
+        "num_price": rng.normal(size=40)})
+    config = dataclasses.replace(
+        KgMultimodalConfig(), variants=("structure",), output="distmult", kge_models=("distmult",),
+        gnn=FusionConfig(dim=8, epochs=2, eval_every=1), kge=KgeBaselineConfig(dim=6, epochs=2, eval_every=1))
+    run = run_multimodal("toy", catalog, (), tmp_path, config, seed=0, cache_dir=None, progress=False)
+    assert set(run.metrics) == {"gnn_structure", "distmult", "random"}
+    assert run.output == "distmult" and run.layout["model"] == "distmult"
+    assert run.vectors.shape == (40, 6 + 1) and run.layout["numeric_columns"] == {"num_price": 6}
+    assert run.modalities.missing["text"] == "the catalogue has no item text"
