@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Sequence
 
 import typer
 
 from liveslate.config import ConfigError, Params, load_params
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 ParamsOption = Annotated[
     Path,
@@ -58,6 +61,29 @@ def open_project(params_path: Path) -> Project:
     except ConfigError as err:
         fail(str(err), code=2)
     return Project(root=params_path.resolve().parent, params=params)
+
+
+def read_input_parquet(path: Path, hint: str, required: Sequence[str] = ()) -> "pd.DataFrame":
+    """Read a stage's Parquet input, or exit 1 with one line naming the file and what is wrong.
+
+    ``hint`` says how the file is made (e.g. "run `liveslate split` first"); ``required``
+    lists the columns the stage reads (a frame written by another version, or by hand,
+    would otherwise fail later as a KeyError traceback).
+    """
+    import pandas as pd
+
+    if not path.exists():
+        fail(f"{path}: not found; {hint}")
+    if not path.is_file():
+        fail(f"{path}: not a file (expected a Parquet file; {hint})")
+    try:
+        frame = pd.read_parquet(path)
+    except (OSError, ValueError) as err:  # pyarrow's ArrowInvalid is a ValueError
+        fail(f"{path}: not a readable Parquet file ({err}); {hint}")
+    missing = [column for column in required if column not in frame.columns]
+    if missing:
+        fail(f"{path}: missing column(s) {missing} (has {list(frame.columns)}); {hint}")
+    return frame
 
 
 def fail(message: str, code: int = 1) -> "typer.Exit":

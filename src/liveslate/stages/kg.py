@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from liveslate.stages.common import ParamsOption, fail, open_project, say
+from liveslate.stages.common import ParamsOption, fail, open_project, read_input_parquet, say
 
 
 def main(
@@ -15,26 +15,23 @@ def main(
     progress: Annotated[bool, typer.Option(help="Show a progress bar per KGE.")] = True,
 ) -> None:
     """Build the catalogue graph, train and evaluate every KGE of params `kg.models`, write the vectors of `kg.model`."""
-    import pandas as pd
-
     from liveslate.io import write_text
     from liveslate.kg.output import training_curves, write_kg_outputs
     from liveslate.kg.pipeline import run_kg
     from liveslate.kg.plot import plot_item_projection
+    from liveslate.schema import CATALOG_REQUIRED, LOG_REQUIRED
     from liveslate.tracking import stage_run
 
     project = open_project(params)
     config = project.params.kg
     catalog_path = project.artifacts / "validated" / "catalog.parquet"
     train_path = project.artifacts / "splits" / "train.parquet"
-    for path, stage in ((catalog_path, "validate"), (train_path, "split")):
-        if not path.exists():
-            fail(f"{path}: not found; run `liveslate {stage}` first")
-    catalog = pd.read_parquet(catalog_path)
+    catalog = read_input_parquet(catalog_path, "run `liveslate validate` first", CATALOG_REQUIRED)
+    train = read_input_parquet(train_path, "run `liveslate split` first", LOG_REQUIRED)
     if config.plot_color not in catalog.columns:
         fail(f"kg.plot_color: column {config.plot_color!r} is not in {catalog_path} (has: {list(catalog.columns)})")
     try:
-        run = run_kg(catalog, pd.read_parquet(train_path), config, project.params.seed, progress=progress)
+        run = run_kg(catalog, train, config, project.params.seed, progress=progress)
     except ValueError as err:
         fail(str(err))
 

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
-from liveslate.stages.common import ParamsOption, fail, open_project, say
+from liveslate.stages.common import ParamsOption, fail, open_project, read_input_parquet, say
 
 
 def main(params: ParamsOption = Path("params.yaml")) -> None:
     """Estimate BTS's CTR from the uniform-random logs and the reverse; compare with their on-policy CTR."""
     from liveslate.io import write_json, write_text
+    from liveslate.schema import CATALOG_REQUIRED, LOG_REQUIRED
     from liveslate.ope.benchmark import cross_policy_benchmark, render_html
     from liveslate.tracking import stage_run
 
@@ -24,12 +23,12 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
     logs_path = project.artifacts / "validated" / "logs.parquet"
     catalog_path = project.artifacts / "validated" / "catalog.parquet"
     prior_path = project.path(project.params.policies.bts_prior)
-    for path, hint in ((logs_path, "run `liveslate validate` first"), (catalog_path, "run `liveslate validate` first"),
-                       (prior_path, "run `liveslate fetch-data` first")):
-        if not path.exists():
-            fail(f"{path}: not found; {hint}")
+    logs = read_input_parquet(logs_path, "run `liveslate validate` first", LOG_REQUIRED)
+    catalog = read_input_parquet(catalog_path, "run `liveslate validate` first", CATALOG_REQUIRED)
+    if not prior_path.exists():
+        fail(f"{prior_path}: not found; run `liveslate fetch-data` first")
     try:
-        payload = cross_policy_benchmark(pd.read_parquet(logs_path), pd.read_parquet(catalog_path), prior_path,
+        payload = cross_policy_benchmark(logs, catalog, prior_path,
                                          config, project.params.seed, project.params.policies.bts_mc_samples)
     except (FileNotFoundError, ValueError) as err:
         fail(str(err))

@@ -4,23 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
-from liveslate.stages.common import ParamsOption, fail, open_project, say
+from liveslate.stages.common import ParamsOption, fail, open_project, read_input_parquet, say
 
 
 def main(params: ParamsOption = Path("params.yaml")) -> None:
     """Cut the validated logs by time at the fractions of params `split`; no impression crosses a cut."""
     from liveslate.data.split import split_by_time
+    from liveslate.schema import LOG_REQUIRED
     from liveslate.io import write_json, write_parquet
     from liveslate.tracking import stage_run
 
     project = open_project(params)
     source = project.artifacts / "validated" / "logs.parquet"
-    if not source.exists():
-        fail(f"{source}: not found; run `liveslate validate` first")
+    logs = read_input_parquet(source, "run `liveslate validate` first", LOG_REQUIRED)
     try:
-        parts = split_by_time(pd.read_parquet(source), project.params.split)
+        parts = split_by_time(logs, project.params.split)
     except ValueError as err:
         fail(str(err))
     out = project.artifacts / "splits"

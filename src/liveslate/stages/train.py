@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from liveslate.stages.common import ParamsOption, fail, open_project, say
+from liveslate.stages.common import ParamsOption, fail, open_project, read_input_parquet, say
 
 PolicyOption = Annotated[str, typer.Option("--policy", help="Learned policy to train (deepfm, deepfm_nokg, ...).")]
 ProgressOption = Annotated[bool, typer.Option("--progress/--no-progress", help="Show the tqdm progress bar.")]
@@ -50,12 +50,10 @@ def main(policy: PolicyOption, params: ParamsOption = Path("params.yaml"), progr
     splits = project.artifacts / "splits"
     catalog_path = project.artifacts / "validated" / "catalog.parquet"
     inputs = [splits / "train.parquet", splits / "valid.parquet", catalog_path]
-    for path in inputs:
-        if not path.exists():
-            fail(f"{path}: not found; run `liveslate split` (and the stages before it) first")
-    train = pd.read_parquet(inputs[0])
-    valid = pd.read_parquet(inputs[1])
-    catalog = pd.read_parquet(catalog_path)
+    hint = "run `liveslate split` (and the stages before it) first"
+    train = read_input_parquet(inputs[0], hint, schema.LOG_REQUIRED)
+    valid = read_input_parquet(inputs[1], hint, schema.LOG_REQUIRED)
+    catalog = read_input_parquet(catalog_path, hint, schema.CATALOG_REQUIRED)
     index = schema.item_index(catalog)
 
     use_kg = bool(getattr(section, "use_kg", False))
