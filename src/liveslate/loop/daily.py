@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 import time
@@ -30,8 +31,20 @@ class TaskError(RuntimeError):
     """A daily task that cannot go on; the message says why and what was left untouched."""
 
 
+def command_env() -> dict[str, str]:
+    """This process's environment with the interpreter's own bin folder first on PATH.
+
+    `dvc repro` runs the stage commands of dvc.yaml (`liveslate ...`) through a shell, and an
+    Airflow worker started as ``.venv/bin/airflow`` (or a test run as ``.venv/bin/python``)
+    has not activated the virtual environment, so its PATH may not lead to `liveslate`.
+    """
+    scripts = str(Path(sys.executable).parent)  # not resolved: a venv's python is a symlink
+    path = os.environ.get("PATH", "")
+    return {**os.environ, "PATH": os.pathsep.join([scripts, path]) if path else scripts}
+
+
 def _run(args: list[str], cwd: str | Path, what: str) -> str:
-    completed = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
+    completed = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=command_env())
     if completed.returncode != 0:
         tail = (completed.stderr or completed.stdout).strip().splitlines()[-15:]
         raise TaskError(f"{what} failed (exit {completed.returncode}): {' '.join(args)}\n" + "\n".join(tail))
