@@ -192,10 +192,14 @@ class Policy(ABC):
         """
         return scores
 
-    def checked_scores(self, contexts: pd.DataFrame, candidates: Candidates) -> np.ndarray:
-        """``scores`` with its contract checked: shape [n, m], -inf where masked, finite elsewhere."""
+    def check_batch(self, contexts: pd.DataFrame, candidates: Candidates) -> None:
+        """Contexts and candidates must describe the same n requests (row i of each)."""
         if len(contexts) != candidates.n:
             raise ValueError(f"{self.name}: {len(contexts)} context rows but {candidates.n} candidate rows")
+
+    def checked_scores(self, contexts: pd.DataFrame, candidates: Candidates) -> np.ndarray:
+        """``scores`` with its contract checked: shape [n, m], -inf where masked, finite elsewhere."""
+        self.check_batch(contexts, candidates)
         scores = np.asarray(self.scores(contexts, candidates), dtype=np.float64)
         if scores.shape != candidates.items.shape:
             raise ValueError(f"{self.name}.scores: expected shape {candidates.items.shape}, got {scores.shape}")

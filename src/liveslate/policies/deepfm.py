@@ -181,6 +181,9 @@ class DeepFMPolicy(Policy):
         vectors = state["item_vectors"] if state["item_vectors"].shape[1] else None
         net = build_net(architecture, state["item_codes"], state["item_values"], vectors)
         net.load_state_dict(state)
+        if len(config["item_ids"]) != net.n_items:
+            # Indices would silently point at other items' rows.
+            raise ValueError(f"deepfm: {len(config['item_ids'])} item ids but the network holds {net.n_items} items")
         return cls(config["name"], config["item_ids"], net, FeatureEncoder.from_json(encoders["context"]),
                    FeatureEncoder.from_json(encoders["item"]), architecture)
 

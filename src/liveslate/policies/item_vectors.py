@@ -19,7 +19,13 @@ def load_item_vectors(path: Path, index: pd.Index) -> np.ndarray:
     if not path.exists():
         raise FileNotFoundError(f"{path}: KG item vectors not found; run the kg stage first, or set "
                                 "use_kg: false for this policy in params.yaml")
-    with np.load(path, allow_pickle=False) as archive:
+    try:
+        opened = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{path}: not a readable .npz archive of KG item vectors ({err})") from err
+    if not isinstance(opened, np.lib.npyio.NpzFile):  # a bare .npy array saved under the .npz name
+        raise ValueError(f"{path}: expected an .npz archive with arrays 'vectors' and 'item_ids', got one array")
+    with opened as archive:
         missing = [key for key in ("vectors", "item_ids") if key not in archive.files]
         if missing:
             raise ValueError(f"{path}: missing array(s) {missing} (expected 'vectors' and 'item_ids')")

@@ -53,11 +53,13 @@ class UniformPolicy(Policy):
 
     def action_dist(self, contexts: pd.DataFrame, candidates: Candidates, k: int,
                     explore: Exploration) -> np.ndarray:
+        self.check_batch(contexts, candidates)
         exploration.check_k(candidates.mask, k)
         uniform = candidates.mask / candidates.counts[:, None]
         return np.repeat(uniform[:, :, None], k, axis=2)
 
     def slate(self, contexts: pd.DataFrame, candidates: Candidates, k: int, explore: Exploration) -> Slate:
+        self.check_batch(contexts, candidates)
         exploration.check_k(candidates.mask, k)
         positions = exploration.sample_uniform_slate(candidates.mask, k, np.random.default_rng(explore.seed))
         return make_slate(candidates, positions, self.action_dist(contexts, candidates, k, explore),
@@ -82,7 +84,10 @@ def read_bts_prior(path: Path, item_ids: Sequence[str]) -> tuple[np.ndarray, np.
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: BTS prior not found")
-    raw = yaml.safe_load(path.read_text())
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, yaml.YAMLError) as err:
+        raise ValueError(f"{path}: not a readable YAML prior ({' '.join(str(err).split())})") from err
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping room → {{alpha: [...], beta: [...]}}")
     prior: dict[str, tuple[float, float]] = {}
@@ -90,11 +95,15 @@ def read_bts_prior(path: Path, item_ids: Sequence[str]) -> tuple[np.ndarray, np.
         if not isinstance(spec, dict) or not {"alpha", "beta"} <= set(spec):
             raise ValueError(f"{path}: room {room!r}: expected keys alpha and beta")
         alpha, beta = spec["alpha"], spec["beta"]
+        if not isinstance(alpha, list) or not isinstance(beta, list):
+            raise ValueError(f"{path}: room {room!r}: alpha and beta must be lists (one value per room-local item)")
         if len(alpha) != len(beta):
             raise ValueError(f"{path}: room {room!r}: {len(alpha)} alpha values but {len(beta)} beta values")
         for local, (a, b) in enumerate(zip(alpha, beta)):
-            if not (isinstance(a, (int, float)) and isinstance(b, (int, float)) and a > 0 and b > 0):
-                raise ValueError(f"{path}: room {room!r}, item {local}: alpha and beta must be numbers > 0, "
+            # bool is an int to Python; inf would make the posterior mean inf/inf = NaN.
+            numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (a, b))
+            if not (numbers and np.isfinite(a) and np.isfinite(b) and a > 0 and b > 0):
+                raise ValueError(f"{path}: room {room!r}, item {local}: alpha and beta must be finite numbers > 0, "
                                  f"got {a!r}, {b!r}")
             prior[f"{room}/{local}"] = (float(a), float(b))
     pairs = np.array([prior.get(str(item), (np.nan, np.nan)) for item in item_ids], dtype=np.float64)
@@ -173,6 +182,7 @@ class BTSReplicaPolicy(Policy):
 
     def action_dist(self, contexts: pd.DataFrame, candidates: Candidates, k: int,
                     explore: Exploration) -> np.ndarray:
+        self.check_batch(contexts, candidates)
         exploration.check_k(candidates.mask, k)
         dist = np.zeros((candidates.n, candidates.m, k))
         for row in range(candidates.n):
@@ -181,6 +191,7 @@ class BTSReplicaPolicy(Policy):
         return dist
 
     def slate(self, contexts: pd.DataFrame, candidates: Candidates, k: int, explore: Exploration) -> Slate:
+        self.check_batch(contexts, candidates)
         exploration.check_k(candidates.mask, k)
         rng = np.random.default_rng(explore.seed)
         draws = rng.integers(0, self.mc_samples, size=candidates.n)
