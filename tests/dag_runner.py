@@ -14,5 +14,8 @@ from airflow.models.dagbag import DagBag
 bag = DagBag(dag_folder=sys.argv[2] if len(sys.argv) > 2 else "dags")
 dag = bag.dags["liveslate_daily"]
 run = dag.test(logical_date=dt.datetime.fromisoformat(sys.argv[1]))
-states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in run.get_task_instances()}
-print("DAG_RUN_RESULT " + json.dumps({"state": str(getattr(run.state, "value", run.state)), "tasks": states}))
+instances = run.get_task_instances()
+states = {ti.task_id: str(getattr(ti.state, "value", ti.state)) for ti in instances}
+seconds = {ti.task_id: round(ti.duration, 1) for ti in instances if ti.duration is not None}
+print("DAG_RUN_RESULT " + json.dumps({"state": str(getattr(run.state, "value", run.state)), "tasks": states,
+                                     "seconds": seconds}))

@@ -21,6 +21,11 @@ def test_commands_find_the_venv_tools_when_the_venv_is_not_activated(tmp_path, m
     assert [Path(p) for p in found] == [Path(sys.executable).parent / "liveslate", Path(sys.executable).parent / "dvc"]
 
 
+def test_a_command_s_output_goes_to_the_task_log(tmp_path, capsys):
+    assert daily._run(["sh", "-c", "echo stage ran; echo progress >&2"], tmp_path, "echo") == "stage ran\n"
+    assert capsys.readouterr().out == "stage ran\n"
+
+
 def test_a_failing_command_names_itself_and_its_last_lines(tmp_path):
     with pytest.raises(daily.TaskError, match=r"(?s)look-up failed \(exit 3\): sh -c .*the reason"):
         daily._run(["sh", "-c", "echo the reason >&2; exit 3"], tmp_path, "look-up")

@@ -48,6 +48,9 @@ def _run(args: list[str], cwd: str | Path, what: str) -> str:
     if completed.returncode != 0:
         tail = (completed.stderr or completed.stdout).strip().splitlines()[-15:]
         raise TaskError(f"{what} failed (exit {completed.returncode}): {' '.join(args)}\n" + "\n".join(tail))
+    # The task log keeps what the command said (for dvc repro: the stages that ran and their summaries);
+    # progress bars go to stderr and stay out of it.
+    print(completed.stdout, end="", flush=True)
     return completed.stdout
 
 
