@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -234,6 +235,11 @@ def run_day(airflow_home: Path, project: Path, day: dt.date) -> tuple[dict, str,
     return json.loads(lines[-1].removeprefix("DAG_RUN_RESULT ")), log, time.monotonic() - started
 
 
+def stages_run(log: str) -> list[str]:
+    """The DVC stages the retrain task ran, in order (dvc repro's output is kept in the task log)."""
+    return re.findall(r"Running stage '([^']+)'", log)
+
+
 def registry_state(project: Path) -> tuple[list[str], str | None]:
     """(every registered version of the policy model, the version holding the alias `champion`)."""
     from liveslate.evaluation.registry_ops import Registry
@@ -275,6 +281,10 @@ def test_two_daily_runs_promote_once_and_deploy_once(fixture_project, tmp_path_f
     assert first["state"] == "success", log[-6000:]
     assert first["tasks"] == {"collect": "success", "retrain": "success", "gate": "success",
                               "deploy": "success", "publish": "success"}, log[-6000:]
+    stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
+    every_stage = {f"{name}@{item}" if "foreach" in stage else name
+                   for name, stage in stages.items() for item in stage.get("foreach", [None])}
+    assert set(stages_run(log)) == every_stage, log[-6000:]
     served = project / "data" / "served" / day.isoformat()
     assert sorted(p.name.split("-")[0] for p in served.glob("*.jsonl")) == ["feedback", "impressions"]
     assert sum(1 for _ in next(served.glob("impressions-*.jsonl")).open()) == impressions
@@ -317,6 +327,7 @@ def test_two_daily_runs_promote_once_and_deploy_once(fixture_project, tmp_path_f
     assert second["state"] == "success", log[-6000:]
     assert second["tasks"] == {"collect": "success", "retrain": "success", "gate": "success",
                                "deploy": "skipped", "publish": "success"}, log[-6000:]
+    assert stages_run(log) == ["select", "package"], log[-6000:]  # the two stages that always run
     assert yaml.safe_load((project / "data.dvc").read_text())["outs"][0]["md5"] == data_1
     selection_2 = read_json(project / "metrics" / "selection.json")
     assert selection_2["promoted"] is False, selection_2
