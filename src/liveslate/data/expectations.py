@@ -29,6 +29,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, Optional
 
+import numpy as np
 import pandas as pd
 import great_expectations.expectations as gxe
 from great_expectations.compatibility.pydantic import Field, StrictStr
@@ -47,6 +48,7 @@ PARTITION_COLUMN = "partition_date"
 CATALOG_ROOM_COLUMN = "catalog_room_id"
 PARTITION_START_COLUMN = "partition_start"
 PARTITION_END_COLUMN = "partition_end"
+CANDIDATES_CHECK_COLUMN = "candidates_check"
 
 # Accepted dtypes, as written by ``str(series.dtype)``; ``*`` matches any text (the unit).
 # pandas 3 reads text as "str" (NaN-backed) and the canonical tables use "string" (NA-backed).
@@ -132,7 +134,8 @@ def prepare_logs(logs: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
 
     ``catalog_room_id``: the catalogue's room of the row's item (null for an unknown item);
     ``partition_start`` / ``partition_end``: the UTC bounds of the row's ``partition_date``
-    (null without one, or when it is not a YYYY-MM-DD day).
+    (null without one, or when it is not a YYYY-MM-DD day); ``candidates_check``: "ok" or what is
+    wrong with the candidate list the row's impression logged (null when it logged none).
     """
     frame = logs.reset_index(drop=True).copy()
     if "item_id" in frame.columns and {"item_id", "room_id"} <= set(catalog.columns):
@@ -145,7 +148,60 @@ def prepare_logs(logs: pd.DataFrame, catalog: pd.DataFrame) -> pd.DataFrame:
         start = pd.to_datetime(day, format="%Y-%m-%d", errors="coerce", utc=True)
         frame[PARTITION_START_COLUMN] = start
         frame[PARTITION_END_COLUMN] = start + pd.Timedelta(days=1)
+    if "candidates" in frame.columns and "item_id" in frame.columns:
+        items = set(catalog["item_id"].dropna().astype(str)) if "item_id" in catalog.columns else set()
+        frame[CANDIDATES_CHECK_COLUMN] = candidates_check(frame, items)
     return frame
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, (list, tuple)) or (hasattr(value, "ndim") and getattr(value, "ndim") == 1)
+
+
+def _list_problem(value: Any, item: str, catalog_items: set[str]) -> str:
+    ids = list(value)
+    if not all(isinstance(v, str) for v in ids):
+        return "not a list of item id strings"
+    if len(set(ids)) != len(ids):
+        repeated = sorted({v for v in ids if ids.count(v) > 1})
+        return f"lists {repeated[0]!r} more than once"
+    unknown = [v for v in ids if v not in catalog_items]
+    if unknown:
+        return f"lists {unknown[0]!r}, not in the catalogue" + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else "")
+    if item not in set(ids):
+        return f"does not hold the shown item {item!r}"
+    return "ok"
+
+
+def candidates_check(frame: pd.DataFrame, catalog_items: set[str]) -> pd.Series:
+    """[rows] "ok" / a problem of the row's logged candidate list / null when its impression logged none.
+
+    Consumers (OPE, training) take an impression's candidates from its lowest-position row
+    and need every shown item among them; a repeated id would be shown twice, an id outside
+    the catalogue has no item index. A row without its own list is checked against its
+    impression's list; a non-list value (a string, a number) is a problem of its own row.
+    """
+    out = pd.Series(pd.NA, index=frame.index, dtype="string")
+    values = frame["candidates"].to_numpy(dtype=object)
+    given = np.array([v is not None and not (not _is_list(v) and pd.isna(v)) for v in values], dtype=bool)
+    if not given.any():
+        return out
+    items = frame["item_id"].astype("string").fillna("").to_numpy(dtype=object)
+    for row in np.flatnonzero(given):
+        value = values[row]
+        out.iloc[row] = _list_problem(value, items[row], catalog_items) if _is_list(value) else "not a list"
+    # Rows without a list of their own: the list of their impression's lowest-position row.
+    if {"impression_id", "position"} <= set(frame.columns) and (~given).any():
+        heads = frame.assign(_row=np.arange(len(frame)))[given].sort_values(["impression_id", "position"])
+        heads = heads.drop_duplicates("impression_id")
+        lists = {imp: values[r] for imp, r in zip(heads["impression_id"], heads["_row"]) if _is_list(values[r])}
+        impressions = frame["impression_id"].to_numpy(dtype=object)
+        for row in np.flatnonzero(~given):
+            listed = lists.get(impressions[row])
+            if listed is not None:
+                out.iloc[row] = "ok" if items[row] in set(listed) else \
+                    f"does not hold the shown item {items[row]!r} (the impression's list)"
+    return out
 
 
 def _exists(column: str) -> Any:
@@ -192,6 +248,10 @@ def log_expectations(config: ValidateConfig, frame: pd.DataFrame, catalog_items:
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["impression_id", "position"],
                                             description="(impression_id, position) is unique"),
     ]
+    if CANDIDATES_CHECK_COLUMN in frame.columns:
+        expectations.append(gxe.ExpectColumnValuesToBeInSet(
+            column=CANDIDATES_CHECK_COLUMN, value_set=["ok"],
+            description="candidates, where logged, lists distinct catalogue item ids holding the shown item"))
     # Numeric context must be finite and plausible; a missing value (NaN) is allowed, it
     # means the feature was not observed, and the policies' encoders handle it.
     for column in (c for c in ctx if pd.api.types.is_numeric_dtype(frame[c].dtype)):

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from liveslate.config import IngestConfig
-from liveslate.data.canonical import read_canonical_catalog, read_canonical_logs
+from liveslate.data.canonical import CanonicalSource, read_canonical
 from liveslate.data.obd import ingest_obd
 from liveslate.data.served import PARTITION_COLUMN, ServedLogs, read_served
 from liveslate.schema import coerce_logs
@@ -32,11 +32,13 @@ def merge_catalogs(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 @dataclass(frozen=True, eq=False)
 class IngestResult:
-    """Canonical logs and catalogue of every source; ``served``: what the served source read (or None)."""
+    """Canonical logs and catalogue of every source; ``served`` / ``canonical``: what those sources
+    read, with their rejected lines and rows (None when the source is not configured)."""
 
     logs: pd.DataFrame
     catalog: pd.DataFrame
     served: ServedLogs | None = None
+    canonical: CanonicalSource | None = None
 
 
 def read_sources(config: IngestConfig, data_dir: Path, root: Path, interval_end: dt.date | None = None,
@@ -44,14 +46,14 @@ def read_sources(config: IngestConfig, data_dir: Path, root: Path, interval_end:
     """Read every source listed in ``config.sources``: OBD under ``data_dir/obd``, served logs under
     ``data_dir/served`` (the window ending at ``interval_end``), other paths relative to ``root``."""
     logs, catalogs = [], []
-    served = None
+    served = canonical = None
     for source in config.sources:
         if source == "obd":
             frame, catalog = ingest_obd(data_dir / "obd", config.obd.campaigns, config.obd.policies,
                                         config.obd.max_rows_per_file)
         elif source == "canonical":
-            directory = root / config.canonical.directory
-            frame, catalog = read_canonical_logs(directory), read_canonical_catalog(directory)
+            canonical = read_canonical(root / config.canonical.directory)
+            frame, catalog = canonical.logs, canonical.catalog
         elif source == "served":
             served = read_served(data_dir / "served", config.served.window_days, interval_end, attribution_window)
             frame, catalog = served.logs, served.catalog
@@ -68,7 +70,7 @@ def read_sources(config: IngestConfig, data_dir: Path, root: Path, interval_end:
     if PARTITION_COLUMN in combined.columns:  # null for the sources that are not partitioned by day
         combined[PARTITION_COLUMN] = combined[PARTITION_COLUMN].astype("string")
     combined = combined.sort_values(["ts", "impression_id", "position"], kind="mergesort").reset_index(drop=True)
-    return IngestResult(logs=combined, catalog=merge_catalogs(catalogs), served=served)
+    return IngestResult(logs=combined, catalog=merge_catalogs(catalogs), served=served, canonical=canonical)
 
 
 def ingest(config: IngestConfig, data_dir: Path, root: Path, interval_end: dt.date | None = None,

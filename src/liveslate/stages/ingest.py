@@ -26,6 +26,14 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
         fail(str(err))
     logs, catalog = result.logs, result.catalog
     out = project.artifacts / "interim"
+    canonical_rejects = None
+    if result.canonical is not None:
+        # Rows of the users' export whose cells do not fit the schema's types, with file, line, reason;
+        # checked before the tables are written, so a refused export leaves no new interim tables.
+        canonical_rejects = result.canonical.rejects
+        write_parquet(out / "canonical_rejects.parquet", canonical_rejects)
+        _report_canonical_rejects(canonical_rejects, len(result.canonical.logs) + len(result.canonical.catalog),
+                                  out / "canonical_rejects.parquet", project.params.validate.max_reject_share)
     write_parquet(out / "logs.parquet", logs)
     write_parquet(out / "catalog.parquet", catalog)
     if result.served is not None:
@@ -40,6 +48,9 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
     }
     if result.served is not None:
         summary["served"] = result.served.counts
+    if canonical_rejects is not None:
+        summary["canonical"] = {"rows_rejected": int(len(canonical_rejects)),
+                                "files": sorted({str(f) for f in canonical_rejects["file"]})}
     write_json(out / "summary.json", summary)
     with stage_run(project.root, project.params, "ingest", project.params.ingest) as mlflow:
         mlflow.log_metrics({"rows": summary["rows"], "clicks": summary["clicks"], "items": summary["items"]})
@@ -49,3 +60,18 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
             f"{counts['feedback_used']} feedback events used, {counts['feedback_late']} after the attribution "
             f"window dropped, {counts['lines_rejected']} line(s) rejected → {out / 'served_rejects.parquet'}")
     say(f"ingest: {summary['rows']} rows, {summary['clicks']} clicks, {summary['items']} items → {out}")
+
+
+def _report_canonical_rejects(rejects, rows_kept: int, path: Path, max_share: float) -> None:
+    """Name the first rejected rows; fail (exit 1) when they exceed validate.max_reject_share of the export's
+    rows (logs and catalogue), as validate does for its own rejects: a mostly unreadable export is not data."""
+    if not len(rejects):
+        return
+    for record in rejects.head(5).itertuples():
+        say(f"rejected: {record.file}: line {record.line}: {record.reason}")
+    if len(rejects) > 5:
+        say(f"rejected: ... and {len(rejects) - 5} more row(s), all in {path}")
+    share = len(rejects) / (len(rejects) + rows_kept)
+    if share > max_share:
+        fail(f"ingest: {len(rejects)} row(s) of the canonical export ({share:.2%}) do not fit the schema's types, "
+             f"above validate.max_reject_share = {max_share:.2%}; see {path}")
