@@ -113,3 +113,31 @@ def test_cli_reports_an_open_day_with_exit_code_1(tmp_path):
                                   "--now", "2026-12-03T01:00:00+00:00"])
     assert ok.exit_code == 0, ok.output
     assert (tmp_path / "data" / "served" / "2026-12-02" / "impressions-11.jsonl").exists()
+
+
+def test_a_collect_killed_mid_copy_leaves_nothing_and_succeeds_on_retry(tmp_path, monkeypatch):
+    """A task killed half-way (here: the copy dies after the first file) leaves no half day behind."""
+    import shutil
+
+    from liveslate.loop import collect as collect_module
+
+    _spool_day(tmp_path / "spool", impressions=3, feedback=2)
+    real_copy2 = shutil.copy2
+    copied = []
+
+    def dying_copy(src, dst, *args, **kwargs):
+        if copied:
+            raise KeyboardInterrupt("killed mid-copy")
+        copied.append(src)
+        return real_copy2(src, dst, *args, **kwargs)
+
+    real_copytree = shutil.copytree
+    monkeypatch.setattr(collect_module.shutil, "copytree",
+                        lambda src, dst, **kw: real_copytree(src, dst, **{**kw, "copy_function": dying_copy}))
+    with pytest.raises(KeyboardInterrupt):
+        collect_day(tmp_path / "spool", tmp_path / "served", DAY, AFTER_CLOSE, WINDOW)
+    assert not (tmp_path / "served" / DAY.isoformat()).exists()
+    assert not [p for p in (tmp_path / "served").iterdir()]  # the staging folder is gone too
+    monkeypatch.setattr(collect_module.shutil, "copytree", real_copytree)
+    retry = collect_day(tmp_path / "spool", tmp_path / "served", DAY, AFTER_CLOSE, WINDOW)
+    assert (retry.impressions, retry.feedback, retry.already_collected) == (3, 2, False)

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import typer
 
-from liveslate.stages import collect, fetch_data, ingest, ope_benchmark, split, train, validate
-from liveslate.stages import backtest, evaluate, rollback, select
-from liveslate.stages import package
-from liveslate.stages import kg
-from liveslate.stages import kg_multimodal
+from liveslate.stages import (backtest, collect, deploy, evaluate, fetch_data, ingest, kg, kg_multimodal,
+                              ope_benchmark, package, rollback, select, split, train, validate)
 
 app = typer.Typer(
     name="liveslate",
@@ -36,6 +33,7 @@ app.command("evaluate")(evaluate.main)
 app.command("select")(select.main)
 app.command("rollback")(rollback.main)
 app.command("package")(package.main)
+app.command("deploy")(deploy.main)
 
 if __name__ == "__main__":
     app()
