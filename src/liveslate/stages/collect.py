@@ -29,7 +29,11 @@ def main(
     project = open_project(params)
     try:
         the_day = parse_day(day)
-        clock = dt.datetime.fromisoformat(now) if now else dt.datetime.now(dt.timezone.utc)
+        try:
+            clock = dt.datetime.fromisoformat(now) if now else dt.datetime.now(dt.timezone.utc)
+        except ValueError as err:
+            raise ValueError(f"--now {now!r}: expected an ISO timestamp with a time zone, "
+                             "e.g. 2026-12-03T01:00:00+00:00") from err
         if clock.tzinfo is None:
             raise ValueError(f"--now {now!r}: expected a time zone, e.g. 2026-12-03T01:00:00+00:00")
         result = collect_day(
