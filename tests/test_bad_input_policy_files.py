@@ -55,7 +55,9 @@ TAMPERING = [
     ("weights.pt", lambda d: (d / "weights.pt").write_bytes(b""), r"weights\.pt: not a readable state_dict \(EOFError"),
     ("weights.pt", lambda d: (d / "weights.pt").write_bytes((d / "weights.pt").read_bytes()[:200]),
      r"weights\.pt: not a readable state_dict"),
-    ("weights.pt", lambda d: (d / "weights.pt").write_bytes(b"garbage" * 50), r"weights\.pt: not a readable state_dict"),
+    # torch's own text goes on to advise weights_only=False: only its first sentence is kept.
+    ("weights.pt", lambda d: (d / "weights.pt").write_bytes(b"garbage" * 50),
+     r"weights\.pt: not a readable state_dict \(UnpicklingError: Weights only load failed\); retrain"),
     ("weights.pt", lambda d: torch.save([1, 2], d / "weights.pt"),
      r"weights\.pt: expected a state_dict \(tensor name → tensor\), got a list"),
     ("weights.pt", lambda d: torch.save({}, d / "weights.pt"), r"does not load \(KeyError: 'ctr'\)"),

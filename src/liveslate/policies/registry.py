@@ -103,8 +103,11 @@ def read_policy_files(directory: Path, kind: str) -> tuple[dict[str, Any], dict[
     try:
         state = torch.load(directory / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises a zoo here (EOFError, UnpicklingError, RuntimeError, ...)
-        raise PolicyFileError(f"{directory / WEIGHTS_FILE}: not a readable state_dict "
-                              f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''})") from err
+        # Only torch's first sentence: its UnpicklingError goes on to suggest weights_only=False,
+        # which is exactly what must not be done with a file of unknown origin.
+        first = str(err).strip().split(". ")[0].splitlines()[0][:200] if str(err).strip() else "no data"
+        raise PolicyFileError(f"{directory / WEIGHTS_FILE}: not a readable state_dict ({type(err).__name__}: {first}); "
+                              "retrain the policy or restore the file") from err
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, torch.Tensor)
                                               for k, v in state.items()):
         raise PolicyFileError(f"{directory / WEIGHTS_FILE}: expected a state_dict (tensor name → tensor), "
