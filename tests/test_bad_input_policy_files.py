@@ -143,3 +143,18 @@ def test_kg_vector_file_that_is_not_an_archive(tmp_path):
         np.save(handle, np.zeros((4, 2)))
     with pytest.raises(ValueError, match=rf"{re.escape(str(bare))}: expected an \.npz archive"):
         load_item_vectors(bare, index)
+
+
+def test_an_unreadable_checkpoint_is_ignored_with_a_warning(tmp_path):
+    """Checkpoints outlive runs (not a DVC output): a damaged one was a torch traceback on every later run."""
+    from liveslate.policies.training import Checkpoint
+
+    run = TrainRun(name="deepfm", checkpoint_dir=tmp_path, fingerprint="f", progress=False)
+    checkpoint = Checkpoint(run)
+    checkpoint.save({"step": torch.tensor(3)})
+    assert int(checkpoint.load()["step"]) == 3
+    checkpoint.path.write_bytes(checkpoint.path.read_bytes()[:100])
+    with pytest.warns(UserWarning, match=rf"{re.escape(str(checkpoint.path))}: unreadable checkpoint ignored"):
+        assert checkpoint.load() is None
+    torch.save([1, 2], checkpoint.path)  # readable, but not a checkpoint
+    assert checkpoint.load() is None

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,8 +130,8 @@ class Checkpoint:
     """One resumable checkpoint file per run: ``<checkpoint_dir>/last.pt``.
 
     Holds tensors and plain numbers only (read with ``weights_only=True``) and the
-    fingerprint of the run that wrote it; ``load`` returns None when absent, written by
-    another fingerprint, or resuming is off.
+    fingerprint of the run that wrote it; ``load`` returns None when absent, unreadable
+    (with a warning), written by another fingerprint, or resuming is off.
     """
 
     def __init__(self, run: TrainRun) -> None:
@@ -148,8 +149,15 @@ class Checkpoint:
 
         if not self.run.resume or not self.path.exists():
             return None
-        state = torch.load(self.path, map_location="cpu", weights_only=True)
-        if state.get("fingerprint") != self.run.fingerprint:
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as err:  # torch raises a zoo (EOFError, UnpicklingError, RuntimeError, ...)
+            # A checkpoint is a cache that outlives runs (not a DVC output): a damaged one must not
+            # block every later run until someone deletes it by hand.
+            warnings.warn(f"{self.path}: unreadable checkpoint ignored ({type(err).__name__}); "
+                          "training starts from scratch", stacklevel=2)
+            return None
+        if not isinstance(state, dict) or state.get("fingerprint") != self.run.fingerprint:
             return None
         return state
 
