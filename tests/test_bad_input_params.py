@@ -33,6 +33,8 @@ BAD_TEXT = [
     ("paths:\n  artifacts: ''\n", r"paths\.artifacts: expected a non-empty directory"),
     ("spool:\n  directory: ''\n", r"spool\.directory: expected a non-empty directory"),
     ("ingest:\n  canonical:\n    directory: ''\n", r"ingest\.canonical\.directory: expected a non-empty directory"),
+    ("evaluate:\n  policies: [slateq]\n", r"select\.candidates: \['deepfm', 'deepfm_nokg', 'sac'\] not in "
+     r"evaluate\.policies \['slateq'\]: they would never be evaluated"),
     ("backtest:\n  train_overrides:\n    slateq: {stepz: 3}\n",
      r"backtest\.train_overrides\.slateq\.stepz: not a field of train\.slateq"),
     ("backtest:\n  train_overrides:\n    slateq: {steps: 3.5}\n",

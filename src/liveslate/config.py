@@ -935,6 +935,11 @@ class Params:
         check(self.serving.max_k <= self.validate.slate_size, "serving.max_k",
               f"expected <= validate.slate_size ({self.validate.slate_size}): validate rejects served "
               f"positions beyond it, got {self.serving.max_k}")
+        # select reads metrics/evaluation.json: a candidate that evaluate skips can never win, and
+        # the selection said "not evaluated (no artifacts/models/NAME/)" although the model was there.
+        skipped = [name for name in self.select.candidates if name not in self.evaluate.policies]
+        check(not skipped, "select.candidates",
+              f"{skipped} not in evaluate.policies {list(self.evaluate.policies)}: they would never be evaluated")
         self._check_train_overrides()
 
     def _check_train_overrides(self) -> None:
