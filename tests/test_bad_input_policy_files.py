@@ -125,9 +125,13 @@ def test_bad_bts_prior_files_name_the_room_and_item(tmp_path, text, message):
     assert str(caught.value).startswith(str(path))
 
 
-def test_bts_prior_in_latin1_is_named(tmp_path):
+def test_bts_prior_in_latin1_or_a_directory_is_named(tmp_path):
     path = tmp_path / "prior_bts.yaml"
     path.write_bytes("# café\nmen: {alpha: [1], beta: [1]}\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}: not a readable YAML prior"):
+        read_bts_prior(path, ITEM_IDS)
+    path.unlink()
+    path.mkdir()  # was an IsADirectoryError traceback in ope-benchmark
     with pytest.raises(ValueError, match=rf"{re.escape(str(path))}: not a readable YAML prior"):
         read_bts_prior(path, ITEM_IDS)
 

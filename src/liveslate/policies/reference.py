@@ -86,7 +86,7 @@ def read_bts_prior(path: Path, item_ids: Sequence[str]) -> tuple[np.ndarray, np.
         raise FileNotFoundError(f"{path}: BTS prior not found")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, yaml.YAMLError) as err:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:  # OSError: a directory, no permission
         raise ValueError(f"{path}: not a readable YAML prior ({' '.join(str(err).split())})") from err
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a mapping room → {{alpha: [...], beta: [...]}}")
