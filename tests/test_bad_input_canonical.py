@@ -165,12 +165,11 @@ def test_ingest_stage_fails_above_the_reject_share_and_writes_no_tables(tmp_path
     interim = tmp_path / "artifacts" / "interim"
     assert len(pd.read_parquet(interim / "canonical_rejects.parquet")) == 1
     assert len(pd.read_parquet(interim / "logs.parquet")) == len(rows) - 1
-    for name in ("logs.parquet", "catalog.parquet"):
-        (interim / name).unlink()
     set_cells(logs_path, cells, {(row, "propensity"): "high" for row in range(2, 6)})  # 5 rows: 6.8 %
     result = invoke()
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "5 row(s) of the canonical export (6.76%) do not fit the schema's types, above " \
            "validate.max_reject_share = 5.00%" in result.output
     assert len(pd.read_parquet(interim / "canonical_rejects.parquet")) == 5
+    # The previous run's tables are gone: validate must not pass them off as this export's.
     assert not (interim / "logs.parquet").exists() and not (interim / "catalog.parquet").exists()

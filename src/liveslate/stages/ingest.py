@@ -33,7 +33,8 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
         canonical_rejects = result.canonical.rejects
         write_parquet(out / "canonical_rejects.parquet", canonical_rejects)
         _report_canonical_rejects(canonical_rejects, len(result.canonical.logs) + len(result.canonical.catalog),
-                                  out / "canonical_rejects.parquet", project.params.validate.max_reject_share)
+                                  out / "canonical_rejects.parquet", project.params.validate.max_reject_share,
+                                  stale=(out / "logs.parquet", out / "catalog.parquet"))
     write_parquet(out / "logs.parquet", logs)
     write_parquet(out / "catalog.parquet", catalog)
     if result.served is not None:
@@ -62,9 +63,10 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
     say(f"ingest: {summary['rows']} rows, {summary['clicks']} clicks, {summary['items']} items → {out}")
 
 
-def _report_canonical_rejects(rejects, rows_kept: int, path: Path, max_share: float) -> None:
+def _report_canonical_rejects(rejects, rows_kept: int, path: Path, max_share: float, stale: tuple[Path, ...]) -> None:
     """Name the first rejected rows; fail (exit 1) when they exceed validate.max_reject_share of the export's
-    rows (logs and catalogue), as validate does for its own rejects: a mostly unreadable export is not data."""
+    rows (logs and catalogue), as validate does for its own rejects: a mostly unreadable export is not data.
+    On failure the ``stale`` tables of an earlier run are removed, so validate cannot pass them for this input."""
     if not len(rejects):
         return
     for record in rejects.head(5).itertuples():
@@ -73,5 +75,7 @@ def _report_canonical_rejects(rejects, rows_kept: int, path: Path, max_share: fl
         say(f"rejected: ... and {len(rejects) - 5} more row(s), all in {path}")
     share = len(rejects) / (len(rejects) + rows_kept)
     if share > max_share:
+        for table in stale:
+            table.unlink(missing_ok=True)
         fail(f"ingest: {len(rejects)} row(s) of the canonical export ({share:.2%}) do not fit the schema's types, "
              f"above validate.max_reject_share = {max_share:.2%}; see {path}")
