@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from liveslate.stages.common import ParamsOption, fail, open_project, say
+from liveslate.stages.common import ParamsOption, fail, open_project, read_input_parquet, say
 
 DETAILS = Path("evaluation") / "details.json"
 
@@ -18,7 +18,6 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
     """Rank and off-policy-evaluate every policy on the test split; write the metrics, plots and report."""
     import tempfile
 
-    import pandas as pd
     from tqdm import tqdm
 
     from mlflow.exceptions import MlflowException
@@ -39,16 +38,15 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
     paths = {"test": project.artifacts / "splits" / "test.parquet",
              "train": project.artifacts / "splits" / "train.parquet",
              "catalog": project.artifacts / "validated" / "catalog.parquet"}
-    for name, path in paths.items():
-        if not path.exists():
-            fail(f"{path}: not found; run `dvc repro` up to the split stage first ({name} input of evaluate)")
-    test = pd.read_parquet(paths["test"])
-    train = pd.read_parquet(paths["train"])
-    catalog = pd.read_parquet(paths["catalog"])
+    hint = "run `dvc repro` up to the split stage first"
+    test, train, catalog = (read_input_parquet(paths[name], hint) for name in ("test", "train", "catalog"))
     index = item_index(catalog)
     setup = EvaluationSetup.from_params(p)
 
-    trained = load_trained(project.artifacts / "models", p.evaluate.policies)
+    try:
+        trained = load_trained(project.artifacts / "models", p.evaluate.policies)
+    except ValueError as error:  # a tampered or unreadable model directory names its file
+        fail(f"evaluate: {error}")
     registry = Registry.for_project(project.root, p)
     versions = {name: matching_version(registry, name, directory) for name, directory in trained.directories.items()}
     skipped = dict(trained.skipped)

@@ -27,7 +27,10 @@ def main(params: ParamsOption = Path("params.yaml")) -> None:
     for path in (evaluation_path, details_path):
         if not path.exists():
             fail(f"{path}: not found; run `liveslate evaluate` first")
-    evaluation, details = read_json(evaluation_path), read_json(details_path)
+    try:
+        evaluation, details = read_json(evaluation_path), read_json(details_path)
+    except (ValueError, UnicodeDecodeError) as error:  # JSONDecodeError is a ValueError
+        fail(f"{evaluation_path} or {details_path}: not valid JSON ({error}); run `liveslate evaluate` again")
     if not isinstance(evaluation, dict) or not isinstance(evaluation.get("policies"), dict):
         fail(f"{evaluation_path}: expected a mapping with a 'policies' mapping (the evaluate stage's output)")
     registry = Registry.for_project(project.root, p)
