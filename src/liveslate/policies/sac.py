@@ -26,6 +26,7 @@ import torch
 
 from liveslate.policies.base import Candidates, Policy
 from liveslate.policies.encoders import FeatureEncoder
+from liveslate.policies.network_inputs import encode_request
 from liveslate.policies.registry import read_policy_files, write_policy_files
 from liveslate.policies.sac_losses import policy_terms
 from liveslate.policies.sac_networks import SacNetworks
@@ -72,20 +73,7 @@ class SacPolicy(Policy):
 
     # ------------------------------------------------------------------ predictions
     def _encoded(self, contexts: pd.DataFrame, candidates: Candidates) -> tuple[torch.Tensor, ...]:
-        if len(contexts) != candidates.n:
-            raise ValueError(f"{self.name}: {len(contexts)} context rows but {candidates.n} candidate rows")
-        n_items = len(self.item_ids)
-        outside = np.argwhere(candidates.mask & (candidates.items >= n_items))
-        if outside.size:
-            row, column = outside[0]
-            raise ValueError(f"{self.name}: candidates row {row}, column {column}: item index "
-                             f"{candidates.items[row, column]} is outside the {n_items} items the policy was "
-                             "trained with (new items reach it at the next retrain)")
-        codes, values = self.context_encoder.transform(contexts.reset_index(drop=True),
-                                                       where=f"{self.name} contexts")
-        items = np.where(candidates.mask, candidates.items, 0)  # padding → a valid index, never read
-        return (torch.from_numpy(codes), torch.from_numpy(values), torch.from_numpy(items),
-                torch.from_numpy(candidates.mask))
+        return encode_request(self.name, len(self.item_ids), self.context_encoder, contexts, candidates)
 
     def _chunks(self, contexts: pd.DataFrame, candidates: Candidates, fn) -> np.ndarray:
         codes, values, items, mask = self._encoded(contexts, candidates)

@@ -33,6 +33,7 @@ from liveslate.policies import exploration
 from liveslate.policies.base import Candidates, Policy
 from liveslate.policies.choice_model import bias_at
 from liveslate.policies.encoders import FeatureEncoder
+from liveslate.policies.network_inputs import encode_request
 from liveslate.policies.registry import read_policy_files, write_policy_files
 from liveslate.policies.slate_optim import optimise_slates, slate_value
 from liveslate.policies.slateq_networks import ChoiceModel, ItemValue, build_modules
@@ -89,20 +90,7 @@ class SlateQPolicy(Policy):
 
     # ------------------------------------------------------------------ model outputs
     def _encoded(self, contexts: pd.DataFrame, candidates: Candidates) -> tuple[torch.Tensor, ...]:
-        if len(contexts) != candidates.n:
-            raise ValueError(f"{self.name}: {len(contexts)} context rows but {candidates.n} candidate rows")
-        n_items = len(self.item_ids)
-        outside = np.argwhere(candidates.mask & (candidates.items >= n_items))
-        if outside.size:
-            row, column = outside[0]
-            raise ValueError(f"{self.name}: candidates row {row}, column {column}: item index "
-                             f"{candidates.items[row, column]} is outside the {n_items} items the policy was "
-                             "trained with (new items reach it at the next retrain)")
-        codes, values = self.context_encoder.transform(contexts.reset_index(drop=True),
-                                                       where=f"{self.name} contexts")
-        items = np.where(candidates.mask, candidates.items, 0)  # padding → a valid index, never read
-        return (torch.from_numpy(codes), torch.from_numpy(values), torch.from_numpy(items),
-                torch.from_numpy(candidates.mask))
+        return encode_request(self.name, len(self.item_ids), self.context_encoder, contexts, candidates)
 
     def model_outputs(self, contexts: pd.DataFrame,
                       candidates: Candidates) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
