@@ -28,7 +28,7 @@ from liveslate.policies.training import (
     TrainResult,
     TrainRun,
     check_finite,
-    seed_everything,
+    start_training,
 )
 
 _EVAL_BATCH = 65_536
@@ -55,9 +55,7 @@ def mean_bce(net: torch.nn.Module, tensors: tuple[torch.Tensor, ...]) -> float:
 def train_deepfm(data: TrainingData, params: Params, run: TrainRun) -> TrainResult:
     """Fit DeepFM with the hyper-parameters of ``params.train.<run.name>`` (a DeepFMConfig)."""
     config: DeepFMConfig = getattr(params.train, run.name)
-    if config.use_kg and data.item_vectors is None:
-        raise ValueError(f"train.{run.name}.use_kg is true but no KG item vectors were given")
-    seed_everything(data.seed, run.threads, run.deterministic)
+    start_training(data, run, config.use_kg)
 
     context_encoder = fit_context_encoder(data.train)
     items = ItemFeatures.fit(data.catalog, data.index)

@@ -31,7 +31,7 @@ from liveslate.policies.training import (
     TrainingData,
     TrainResult,
     TrainRun,
-    seed_everything,
+    start_training,
 )
 
 
@@ -76,10 +76,7 @@ def item_transitions(transitions: Transitions, where: str = "logs") -> Transitio
 def train_sac_policy(data: TrainingData, params: Params, run: TrainRun) -> TrainResult:
     """Fit offline discrete SAC with ``params.train.<run.name>`` (a SacConfig); see ``sac_training``."""
     config: SacConfig = getattr(params.train, run.name)
-    if config.use_kg and data.item_vectors is None:
-        raise ValueError(f"train.{run.name}.use_kg is true but no KG item vectors were given "
-                         f"(run the kg stage, or set train.{run.name}.use_kg: false)")
-    seed_everything(data.seed, run.threads, run.deterministic)
+    start_training(data, run, config.use_kg)
 
     encoder = fit_context_encoder(data.train)
     train = item_transitions(build_transitions(data.train, encoder, data.index, data.slate_size, data.catalog,

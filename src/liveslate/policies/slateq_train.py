@@ -20,7 +20,7 @@ from liveslate.policies.dataset import Transitions, build_transitions
 from liveslate.policies.encoders import fit_context_encoder
 from liveslate.policies.slateq import SlateQPolicy
 from liveslate.policies.slateq_training import SlateTransitions, build_networks, train_slateq
-from liveslate.policies.training import Checkpoint, EarlyStopping, TrainingData, TrainResult, TrainRun, seed_everything
+from liveslate.policies.training import Checkpoint, EarlyStopping, TrainingData, TrainResult, TrainRun, start_training
 
 
 def slate_transitions(transitions: Transitions, where: str = "logs") -> SlateTransitions:
@@ -67,10 +67,7 @@ def slate_transitions(transitions: Transitions, where: str = "logs") -> SlateTra
 def train_slateq_policy(data: TrainingData, params: Params, run: TrainRun) -> TrainResult:
     """Fit SlateQ with ``params.train.<run.name>`` (a SlateQConfig); see ``slateq_training``."""
     config: SlateQConfig = getattr(params.train, run.name)
-    if config.use_kg and data.item_vectors is None:
-        raise ValueError(f"train.{run.name}.use_kg is true but no KG item vectors were given "
-                         f"(run the kg stage, or set train.{run.name}.use_kg: false)")
-    seed_everything(data.seed, run.threads, run.deterministic)
+    start_training(data, run, config.use_kg)
 
     encoder = fit_context_encoder(data.train)
     train, valid = (slate_transitions(build_transitions(frame, encoder, data.index, data.slate_size, data.catalog,

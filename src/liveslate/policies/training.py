@@ -88,6 +88,14 @@ def seed_everything(seed: int, threads: int = 1, deterministic: bool = True) -> 
     torch.use_deterministic_algorithms(deterministic)
 
 
+def start_training(data: TrainingData, run: TrainRun, use_kg: bool) -> None:
+    """What every trainer does first: refuse ``use_kg`` without vectors, then seed everything."""
+    if use_kg and data.item_vectors is None:
+        raise ValueError(f"train.{run.name}.use_kg is true but no KG item vectors were given "
+                         f"(run the kg stage, or set train.{run.name}.use_kg: false)")
+    seed_everything(data.seed, run.threads, run.deterministic)
+
+
 def check_finite(value: Any, step: int, term: str) -> float:
     """``float(value)``, or NonFiniteLossError("step N: loss term T is nan")."""
     number = float(value.detach()) if hasattr(value, "detach") else float(value)
